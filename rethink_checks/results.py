@@ -1,0 +1,80 @@
+"""Plain-data results (fits and checks) that serialize to JSON and cross process boundaries."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class FitResult:
+    """What one call of :func:`rethink_checks.fit` measured.
+
+    ``curves`` holds one entry per epoch for each of: ``epoch``, ``step`` (optimizer steps
+    done by the end of the epoch), ``train_loss`` (mean over the epoch's steps),
+    ``train_accuracy`` (full training set, eval mode), ``test_accuracy``, ``lr``, ``elapsed``.
+    """
+
+    fitted: bool
+    stop_reason: str  # "fitted" | "max_epochs" | "time_budget" | "diverged"
+    epochs: int
+    steps: int
+    epochs_to_fit: int | None
+    steps_to_fit: int | None
+    train_seconds: float
+    total_seconds: float
+    train_accuracy: float
+    train_loss: float
+    test_accuracy: float | None
+    best_test_accuracy: float | None
+    best_test_epoch: int | None
+    diverged: bool = False
+    diverged_epoch: int | None = None
+    curves: dict[str, list] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    num_parameters: int = 0
+    device: str = "cpu"
+    device_name: str = ""
+    torch_version: str = ""
+    peak_memory_bytes: int | None = None
+    fast_path: bool = False
+    fast_path_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FitResult":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class CheckResult:
+    """The verdict of one check plus the metrics that justify it.
+
+    ``metrics`` is a flat dict of JSON scalars (what lands in JUnit properties and tables);
+    ``tables`` holds row lists (e.g. the partial-label sweep); ``runs`` holds the fits
+    the check made, keyed by a short name, as :meth:`FitResult.to_dict` output.
+    """
+
+    check: str
+    passed: bool
+    criterion: str
+    message: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
