@@ -1,0 +1,628 @@
+"""The randomization checks of Zhang et al. (2017) as pytest-free functions returning verdicts.
+
+Every check has the signature ``check(model_factory, data, settings, cache=None) -> CheckResult``.
+A model that misses a criterion gives ``passed=False`` with metrics; unusable input (a bad
+model, bad data, bad settings) raises a :class:`~rethink_checks.errors.RethinkError`.
+The criteria are documented in ``docs/checks.md`` and in each result's ``criterion``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import RethinkError
+from .results import CheckResult, FitResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data import Dataset
+    from .training import FitConfig
+
+__all__ = [
+    "CHECKS", "CheckSettings", "RunCache", "SettingsError", "run_check",
+    "RANDOMIZATION_CHECKS", "REGULARIZERS", "LABEL_MODES",
+]
+
+RANDOMIZATION_CHECKS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")
+LABEL_MODES = ("paper", "wrong_class")
+# fields of CheckSettings that only judge results; they never change a fit, so not in key()
+_CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_regularizer_gain",
+                   "min_capacity", "capacity_precision")
+# FitConfig fields a user mapping may not set: the checks own them
+_FIT_RESERVED = ("corruption", "progress", "target_accuracy")
+
+
+class SettingsError(RethinkError, ValueError):
+    """A check name, a settings key or a settings value is not allowed."""
+
+
+def _default_fit_config() -> "FitConfig":
+    from .training import FitConfig
+
+    return FitConfig()
+
+
+def _fit_config_type() -> type:
+    from .training import FitConfig
+
+    return FitConfig
+
+
+@dataclass
+class CheckSettings:
+    """Thresholds and training settings shared by every check (defaults are the paper's)."""
+
+    fit: "FitConfig" = field(default_factory=_default_fit_config)
+    fit_threshold: float = 1.0
+    memorize_threshold: float = 0.99
+    partial_levels: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    error_tolerance: float = 0.02
+    max_slowdown: float = 10.0
+    max_regularizer_gain: float = 0.10
+    regularizers: tuple[str, ...] = REGULARIZERS
+    weight_decay: float = 5e-4
+    label_mode: str = "paper"
+    corrupt_test_labels: bool = False
+    train_size: int | None = None
+    min_capacity: int | None = None
+    capacity_precision: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fit, Mapping):
+            self.fit = _fit_from_mapping(self.fit, _default_fit_config())
+        if not isinstance(self.fit, _fit_config_type()):
+            raise SettingsError(f"fit: expected a FitConfig, got {type(self.fit).__name__}")
+        for name in ("fit_threshold", "memorize_threshold"):
+            _check_fraction(name, getattr(self, name), low_open=True)
+        self.partial_levels = _as_tuple("partial_levels", self.partial_levels, float)
+        if not self.partial_levels:
+            raise SettingsError("partial_levels: need at least one corruption level, got ()")
+        for p in self.partial_levels:
+            _check_fraction("partial_levels", p)
+        if len(set(self.partial_levels)) != len(self.partial_levels):
+            raise SettingsError(f"partial_levels: levels repeat in {self.partial_levels}")
+        self.partial_levels = tuple(sorted(float(p) for p in self.partial_levels))
+        _check_number("error_tolerance", self.error_tolerance, minimum=0.0)
+        _check_number("max_slowdown", self.max_slowdown, minimum=0.0, open_min=True)
+        _check_number("max_regularizer_gain", self.max_regularizer_gain)
+        self.regularizers = _as_tuple("regularizers", self.regularizers, str)
+        bad = [r for r in self.regularizers if r not in REGULARIZERS]
+        if bad:
+            raise SettingsError(f"regularizers: unknown {bad}; allowed: {', '.join(REGULARIZERS)}")
+        _check_number("weight_decay", self.weight_decay, minimum=0.0)
+        if self.label_mode not in LABEL_MODES:
+            raise SettingsError(f"label_mode: got {self.label_mode!r}; allowed: {', '.join(LABEL_MODES)}")
+        self.corrupt_test_labels = _as_bool("corrupt_test_labels", self.corrupt_test_labels)
+        for name in ("train_size", "min_capacity"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, _as_int(name, value, minimum=1))
+        _check_number("capacity_precision", self.capacity_precision, minimum=0.0, open_min=True)
+        if self.capacity_precision >= 1:
+            raise SettingsError(f"capacity_precision: got {self.capacity_precision}; allowed: 0 < value < 1")
+        self.seed = _as_int("seed", self.seed, minimum=0)
+
+    @classmethod
+    def allowed_keys(cls) -> tuple[str, ...]:
+        """Every key :meth:`from_mapping` accepts: settings fields, then FitConfig fields."""
+        own = tuple(f.name for f in dataclasses.fields(cls))
+        fit = tuple(f.name for f in dataclasses.fields(_fit_config_type())
+                    if f.name not in _FIT_RESERVED and f.name not in own)
+        return own + fit
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None,
+                     base: "CheckSettings | None" = None) -> "CheckSettings":
+        """Settings from a user dict (``rethink_config``): check keys, fit keys, or ``fit={...}``.
+
+        ``seed`` sets both the corruption seed and the training seed; hyphens count as
+        underscores. Unknown keys raise :class:`SettingsError` naming them.
+        """
+        base = base if base is not None else cls()
+        mapping = {str(k).replace("-", "_"): v for k, v in dict(mapping or {}).items()}
+        own = {f.name for f in dataclasses.fields(cls)}
+        fit_names = {f.name for f in dataclasses.fields(_fit_config_type())} - set(_FIT_RESERVED)
+        unknown = sorted(k for k in mapping if k not in own and k not in fit_names)
+        if unknown:
+            raise SettingsError(f"unknown settings key(s) {unknown}; allowed: "
+                                f"{', '.join(cls.allowed_keys())}")
+        fit_changes = {k: v for k, v in mapping.items() if k in fit_names and k not in own}
+        nested = mapping.pop("fit", None)
+        fit = base.fit
+        if isinstance(nested, Mapping):
+            fit = _fit_from_mapping(nested, fit)
+        elif nested is not None:
+            fit = nested
+        if "seed" in mapping:
+            fit_changes.setdefault("seed", mapping["seed"])
+        fit = _fit_from_mapping(fit_changes, fit)
+        own_changes = {k: v for k, v in mapping.items() if k in own}
+        return dataclasses.replace(base, fit=fit, **own_changes)
+
+    def updated(self, mapping: Mapping[str, Any] | None = None, **changes: Any) -> "CheckSettings":
+        """A copy with ``mapping`` and keyword changes applied (same rules as from_mapping)."""
+        return type(self).from_mapping({**dict(mapping or {}), **changes}, base=self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (the fit config nested under ``fit``, callbacks left out)."""
+        out = {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
+               if f.name != "fit"}
+        out["fit"] = _fit_dict(self.fit)
+        return out
+
+    def key(self) -> str:
+        """Stable digest of everything that changes a fit (not the pass/fail criteria)."""
+        d = self.to_dict()
+        for name in _CRITERION_ONLY:
+            d.pop(name, None)
+        text = json.dumps(d, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- settings helpers
+
+def _fit_dict(fit: Any) -> dict[str, Any]:
+    return {f.name: _jsonable(getattr(fit, f.name)) for f in dataclasses.fields(fit)
+            if f.name not in ("progress", "corruption")}
+
+
+def _fit_from_mapping(changes: Mapping[str, Any], fit: Any) -> Any:
+    changes = {str(k).replace("-", "_"): v for k, v in dict(changes).items()}
+    allowed = [f.name for f in dataclasses.fields(fit) if f.name not in _FIT_RESERVED]
+    unknown = sorted(k for k in changes if k not in allowed)
+    if unknown:
+        raise SettingsError(f"unknown fit key(s) {unknown}; allowed: {', '.join(allowed)}")
+    if not changes:
+        return fit
+    try:
+        return dataclasses.replace(fit, **changes)
+    except RethinkError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"fit settings {changes}: {exc}") from exc
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return repr(value)
+
+
+def _check_number(name: str, value: Any, minimum: float | None = None, open_min: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise SettingsError(f"{name}: expected a number, got {value!r}")
+    if minimum is not None and (value < minimum or (open_min and value == minimum)):
+        op = ">" if open_min else ">="
+        raise SettingsError(f"{name}: got {value!r}; allowed: a number {op} {minimum}")
+
+
+def _check_fraction(name: str, value: Any, low_open: bool = False) -> None:
+    _check_number(name, value)
+    if not (0.0 <= value <= 1.0) or (low_open and value == 0.0):
+        low = "0 <" if low_open else "0 <="
+        raise SettingsError(f"{name}: got {value!r}; allowed: {low} value <= 1")
+
+
+def _as_tuple(name: str, value: Any, kind: type) -> tuple:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, Iterable):
+        raise SettingsError(f"{name}: expected a list of {kind.__name__}, got {value!r}")
+    out = []
+    for item in value:
+        if kind is float:
+            try:
+                item = float(item)
+            except (TypeError, ValueError):
+                raise SettingsError(f"{name}: {item!r} is not a number") from None
+        elif not isinstance(item, str):
+            raise SettingsError(f"{name}: {item!r} is not a string")
+        out.append(item)
+    return tuple(out)
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise SettingsError(f"{name}: expected true or false, got {value!r}")
+
+
+def _as_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(f"{name}: got {value!r}; allowed: an integer >= {minimum}")
+    return value
+
+
+# ---------------------------------------------------------------- run cache
+
+class RunCache(dict):
+    """``(randomization, p, settings.key()) -> FitResult`` for one model, shared by its checks.
+
+    One cache per model: the key does not name the model. ``seed_from`` restores runs
+    exported by :class:`CheckResult` ``runs`` (each carries its ``cache_key``), e.g. from
+    another pytest-xdist worker.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hits = 0
+        self.misses = 0
+
+    def seed_from(self, runs: Mapping[str, Any] | Iterable[Any] | CheckResult) -> int:
+        """Add runs (CheckResult, its ``runs`` dict, or run dicts with ``cache_key``); count added."""
+        if isinstance(runs, CheckResult):
+            runs = runs.runs
+        items = runs.values() if isinstance(runs, Mapping) else runs
+        added = 0
+        for run in items:
+            if isinstance(run, CheckResult):
+                added += self.seed_from(run)
+                continue
+            key = run.get("cache_key") if isinstance(run, Mapping) else None
+            if not key or len(key) != 3:
+                continue
+            k = (str(key[0]), float(key[1]), str(key[2]))
+            if k not in self:
+                self[k] = FitResult.from_dict(dict(run))
+                added += 1
+        return added
+
+
+def _run_dict(run: FitResult, key: tuple) -> dict[str, Any]:
+    return {**run.to_dict(), "cache_key": list(key)}
+
+
+# ---------------------------------------------------------------- fitting
+
+def _fit(model_factory: Callable, data: "Dataset", config: Any) -> FitResult:
+    """The one place checks train: ``training.fit`` looked up at call time (tests patch it)."""
+    from . import training
+
+    return training.fit(model_factory, data, config)
+
+
+def _prepared(data: "Dataset", settings: CheckSettings) -> "Dataset":
+    from .data import Dataset
+    from .errors import DataError
+
+    if not isinstance(data, Dataset):
+        raise DataError(f"data: expected a rethink_checks.data.Dataset, got {type(data).__name__}")
+    if settings.train_size is not None and settings.train_size < len(data.train_x):
+        return data.subset(settings.train_size, seed=settings.seed)
+    return data
+
+
+def _spec(name: str, p: float, settings: CheckSettings) -> Any:
+    if name == "true_labels":
+        return None
+    from .corruptions import CorruptionSpec
+
+    return CorruptionSpec(name=name, p=p, seed=settings.seed, mode=settings.label_mode,
+                          corrupt_test_labels=settings.corrupt_test_labels)
+
+
+def _target(name: str, settings: CheckSettings) -> float:
+    base = name.split(":")[-1]
+    return settings.fit_threshold if base == "true_labels" else settings.memorize_threshold
+
+
+def _get_run(name: str, p: float, model_factory: Callable, data: "Dataset",
+             settings: CheckSettings, cache: RunCache | None,
+             config: Any = None) -> tuple[FitResult, tuple]:
+    """The fit for randomization ``name`` at ``p``: from the cache, or trained and cached.
+
+    ``name`` may carry a variant prefix (``regularized:random_labels``) when ``config``
+    differs from ``settings.fit``; the corruption is the part after the last colon.
+    """
+    key = (name, float(p), settings.key())
+    if cache is not None and key in cache:
+        cache.hits += 1
+        return cache[key], key
+    base = name.split(":")[-1]
+    config = config if config is not None else settings.fit
+    config = dataclasses.replace(config, corruption=_spec(base, float(p), settings),
+                                 target_accuracy=_target(name, settings))
+    run = _fit(model_factory, data, config)
+    if cache is not None:
+        cache.misses += 1
+        cache[key] = run
+    return run, key
+
+
+def _epochs_to(run: FitResult, threshold: float) -> tuple[int | None, int | None]:
+    """(epochs, steps) when train accuracy first reached ``threshold``, from the curves."""
+    curves = run.curves or {}
+    accs = curves.get("train_accuracy") or []
+    epochs = curves.get("epoch") or list(range(1, len(accs) + 1))
+    steps = curves.get("step") or [None] * len(accs)
+    for acc, epoch, step in zip(accs, epochs, steps):
+        if acc is not None and not _isnan(acc) and acc >= threshold:
+            return int(epoch), (int(step) if step is not None else None)
+    if not accs and run.train_accuracy >= threshold and run.epochs_to_fit is not None:
+        return run.epochs_to_fit, run.steps_to_fit
+    return None, None
+
+
+def _isnan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def _num_classes(data: "Dataset") -> int:
+    return int(data.num_classes)
+
+
+def _run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
+    return {
+        "fitted": bool(run.train_accuracy >= threshold and not run.diverged),
+        "threshold": threshold,
+        "train_accuracy": run.train_accuracy,
+        "test_accuracy": run.test_accuracy,
+        "epochs_to_fit": run.epochs_to_fit,
+        "steps_to_fit": run.steps_to_fit,
+        "epochs": run.epochs,
+        "stop_reason": run.stop_reason,
+        "seconds": round(float(run.total_seconds), 3),
+        "best_test_accuracy": run.best_test_accuracy,
+        "best_test_epoch": run.best_test_epoch,
+        "num_parameters": run.num_parameters,
+        "device": run.device,
+    }
+
+
+def _fit_message(what: str, run: FitResult, threshold: float) -> str:
+    if run.diverged:
+        return f"{what}: training diverged at epoch {run.diverged_epoch} (loss not finite)"
+    return (f"{what}: train accuracy {run.train_accuracy:.4f} < {threshold} after "
+            f"{run.epochs} epochs (stopped: {run.stop_reason})")
+
+
+# ---------------------------------------------------------------- the checks
+
+def check_true_labels(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                      cache: RunCache | None = None) -> CheckResult:
+    """The model fits the real training data within the budget."""
+    data = _prepared(data, settings)
+    t = settings.fit_threshold
+    run, key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
+    metrics = _run_metrics(run, t)
+    metrics["chance"] = 1.0 / _num_classes(data)
+    passed = metrics["fitted"]
+    msg = (f"fitted true labels in {run.epochs_to_fit} epochs" if passed
+           else _fit_message("true labels not fitted", run, t))
+    return CheckResult("true_labels", passed, f"train accuracy >= {t} on true labels within "
+                       f"{settings.fit.max_epochs} epochs", msg, metrics,
+                       runs={"true_labels": _run_dict(run, key)})
+
+
+def _memorization(name: str) -> Callable[..., CheckResult]:
+    def check(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+              cache: RunCache | None = None) -> CheckResult:
+        data = _prepared(data, settings)
+        t = settings.memorize_threshold
+        run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
+        metrics = _run_metrics(run, t)
+        metrics["chance"] = 1.0 / _num_classes(data)
+        passed = metrics["fitted"]
+        msg = (f"memorized {name} in {run.epochs_to_fit} epochs "
+               f"(test accuracy {_fmt(run.test_accuracy)}, chance {metrics['chance']:.3f})"
+               if passed else _fit_message(f"{name} not memorized", run, t))
+        return CheckResult(name, passed, f"train accuracy >= {t} on {name} within "
+                           f"{settings.fit.max_epochs} epochs (memorization)", msg, metrics,
+                           runs={name: _run_dict(run, key)})
+
+    check.__name__ = f"check_{name}"
+    check.__doc__ = f"Memorization: the model fits the {name} randomization of the training set."
+    return check
+
+
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _sweep_run_name(p: float) -> str:
+    if p == 0.0:
+        return "true_labels"
+    if p == 1.0:
+        return "random_labels"
+    return "partial_labels"
+
+
+def check_partial_labels(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                         cache: RunCache | None = None) -> CheckResult:
+    """Label-corruption sweep: every level fits and test error does not fall as p grows."""
+    data = _prepared(data, settings)
+    t = settings.memorize_threshold
+    t_time = min(settings.fit_threshold, settings.memorize_threshold)
+    rows, runs, metrics = [], {}, {}
+    for p in settings.partial_levels:
+        name = _sweep_run_name(p)
+        run, key = _get_run(name, p, model_factory, data, settings, cache)
+        epochs, steps = _epochs_to(run, t_time)
+        test_err = None if run.test_accuracy is None else 1.0 - run.test_accuracy
+        rows.append({"p": p, "fitted": bool(run.train_accuracy >= t and not run.diverged),
+                     "epochs_to_fit": epochs, "steps_to_fit": steps, "relative_time": None,
+                     "train_accuracy": run.train_accuracy, "test_error": test_err,
+                     "seconds": round(float(run.total_seconds), 3)})
+        runs[f"p={p:g}"] = _run_dict(run, key)
+    if rows[0]["p"] == 0.0:
+        base = rows[0]["epochs_to_fit"]
+    else:  # no p=0 level: the true-labels run (usually cached) is the baseline
+        true_run, true_key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
+        runs["true_labels"] = _run_dict(true_run, true_key)
+        base = _epochs_to(true_run, t_time)[0]
+    for row in rows:
+        if base and row["epochs_to_fit"] is not None:
+            row["relative_time"] = row["epochs_to_fit"] / base
+        for col in ("fitted", "epochs_to_fit", "relative_time", "test_error", "train_accuracy"):
+            metrics[f"{col}@{row['p']:g}"] = row[col]
+    problems = [f"p={r['p']:g} not fitted (train accuracy {r['train_accuracy']:.4f} < {t})"
+                for r in rows if not r["fitted"]]
+    for prev, row in zip(rows, rows[1:]):
+        if prev["test_error"] is not None and row["test_error"] is not None \
+                and row["test_error"] < prev["test_error"] - settings.error_tolerance:
+            problems.append(f"test error fell from {prev['test_error']:.4f} at p={prev['p']:g} "
+                            f"to {row['test_error']:.4f} at p={row['p']:g} "
+                            f"(tolerance {settings.error_tolerance})")
+    metrics["levels"] = len(rows)
+    metrics["all_fitted"] = all(r["fitted"] for r in rows)
+    metrics["chance"] = 1.0 / _num_classes(data)
+    passed = not problems
+    msg = "; ".join(problems) if problems else (
+        f"all {len(rows)} levels fitted; test error " +
+        " -> ".join(_fmt(r["test_error"]) for r in rows))
+    criterion = (f"every p in {list(settings.partial_levels)} reaches train accuracy >= {t}; "
+                 f"test error never falls by more than {settings.error_tolerance} as p grows; "
+                 f"relative_time = epochs to train accuracy {t_time} over that at p=0")
+    return CheckResult("partial_labels", passed, criterion, msg, metrics,
+                       tables={"sweep": rows}, runs=runs)
+
+
+def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                   cache: RunCache | None = None) -> CheckResult:
+    """Fitting each randomization is at most ``max_slowdown`` times slower than true labels."""
+    data = _prepared(data, settings)
+    t = min(settings.fit_threshold, settings.memorize_threshold)
+    true_run, true_key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
+    runs = {"true_labels": _run_dict(true_run, true_key)}
+    base, base_steps = _epochs_to(true_run, t)
+    metrics: dict[str, Any] = {"threshold": t, "epochs_to_fit.true_labels": base,
+                               "steps_to_fit.true_labels": base_steps}
+    problems, ratios, rows = [], [], []
+    if base is None or true_run.train_accuracy < settings.fit_threshold:
+        problems.append(_fit_message("true labels not fitted", true_run, settings.fit_threshold))
+    for name in RANDOMIZATION_CHECKS:
+        run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
+        runs[name] = _run_dict(run, key)
+        epochs, steps = _epochs_to(run, t)
+        fitted = bool(run.train_accuracy >= settings.memorize_threshold and not run.diverged)
+        ratio = epochs / base if (base and epochs is not None and fitted) else None
+        metrics[f"epochs_to_fit.{name}"] = epochs
+        metrics[f"slowdown.{name}"] = ratio
+        rows.append({"randomization": name, "fitted": fitted, "epochs_to_fit": epochs,
+                     "steps_to_fit": steps, "slowdown": ratio})
+        if not fitted:
+            problems.append(_fit_message(f"{name} not memorized", run, settings.memorize_threshold))
+        elif ratio is not None:
+            ratios.append(ratio)
+            if ratio > settings.max_slowdown:
+                problems.append(f"{name}: {ratio:.2f}x slower than true labels "
+                                f"(> {settings.max_slowdown})")
+    metrics["slowdown.max"] = max(ratios) if ratios else None
+    msg = "; ".join(problems) if problems else "slowdowns " + ", ".join(
+        f"{r['randomization']} {r['slowdown']:.2f}x" for r in rows)
+    criterion = (f"every randomization fits (train accuracy >= {settings.memorize_threshold}) "
+                 f"and epochs to train accuracy {t} are <= {settings.max_slowdown} x those of "
+                 f"true labels")
+    return CheckResult("slowdown", not problems, criterion, msg, metrics,
+                       tables={"slowdown": rows}, runs=runs)
+
+
+def _regularized_config(settings: CheckSettings) -> Any:
+    regs = settings.regularizers
+    return dataclasses.replace(
+        settings.fit, regularizers="model",
+        weight_decay=settings.weight_decay if "weight_decay" in regs else 0.0,
+        augment="augment" in regs, remove_dropout="dropout" not in regs,
+        remove_batchnorm="batchnorm" not in regs)
+
+
+def check_regularizers(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                       cache: RunCache | None = None) -> CheckResult:
+    """Removing every regularizer costs at most ``max_regularizer_gain`` test accuracy."""
+    data = _prepared(data, settings)
+    with_cfg = _regularized_config(settings)
+    without_cfg = dataclasses.replace(settings.fit, regularizers="none")
+    on, on_key = _get_run("regularized:true_labels", 0.0, model_factory, data, settings,
+                          cache, with_cfg)
+    off, off_key = _get_run("unregularized:true_labels", 0.0, model_factory, data, settings,
+                            cache, without_cfg)
+    rnd, rnd_key = _get_run("regularized:random_labels", 1.0, model_factory, data, settings,
+                            cache, with_cfg)
+    t = settings.fit_threshold
+    fitted_with = bool(on.train_accuracy >= t and not on.diverged)
+    fitted_without = bool(off.train_accuracy >= t and not off.diverged)
+    gain = (None if on.test_accuracy is None or off.test_accuracy is None
+            else on.test_accuracy - off.test_accuracy)
+    memorized = bool(rnd.train_accuracy >= settings.memorize_threshold and not rnd.diverged)
+    metrics = {
+        "test_accuracy_with": on.test_accuracy, "test_accuracy_without": off.test_accuracy,
+        "gain": gain, "fitted_with": fitted_with, "fitted_without": fitted_without,
+        "train_accuracy_with": on.train_accuracy, "train_accuracy_without": off.train_accuracy,
+        "epochs_to_fit_with": on.epochs_to_fit, "epochs_to_fit_without": off.epochs_to_fit,
+        "regularizers": ",".join(settings.regularizers),
+        "removed": ",".join(off.removed),
+        "memorized_with_regularizers": memorized,
+        "random_train_accuracy_with_regularizers": rnd.train_accuracy,
+    }
+    problems = []
+    if not fitted_without:
+        problems.append(_fit_message("without regularizers the model no longer fits", off, t))
+    if gain is not None and gain > settings.max_regularizer_gain:
+        problems.append(f"removing the regularizers costs {gain:.4f} test accuracy "
+                        f"(> {settings.max_regularizer_gain})")
+    msg = "; ".join(problems) if problems else (
+        f"test accuracy {_fmt(on.test_accuracy)} with, {_fmt(off.test_accuracy)} without "
+        f"(gain {_fmt(gain)}); random labels {'still' if memorized else 'not'} memorized "
+        "with the regularizers on")
+    criterion = (f"without any regularizer the model still fits (train accuracy >= {t}) and "
+                 f"test accuracy with minus without <= {settings.max_regularizer_gain}; "
+                 f"regularizers on: {', '.join(settings.regularizers) or 'none'}")
+    runs = {"with": _run_dict(on, on_key), "without": _run_dict(off, off_key),
+            "random_labels_with": _run_dict(rnd, rnd_key)}
+    return CheckResult("regularizers", not problems, criterion, msg, metrics, runs=runs)
+
+
+def check_capacity(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                   cache: RunCache | None = None) -> CheckResult:
+    """Effective capacity search (rethink_checks.capacity, imported when run)."""
+    from .capacity import check_capacity as impl
+
+    return impl(model_factory, data, settings, cache)
+
+
+def check_expressivity(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                       cache: RunCache | None = None) -> CheckResult:
+    """Theorem 1 and min-norm interpolation (rethink_checks.theory, imported when run)."""
+    from .theory import check_expressivity as impl
+
+    return impl(model_factory, data, settings, cache)
+
+
+CHECKS: dict[str, Callable[..., CheckResult]] = {
+    "true_labels": check_true_labels,
+    **{name: _memorization(name) for name in RANDOMIZATION_CHECKS},
+    "partial_labels": check_partial_labels,
+    "slowdown": check_slowdown,
+    "regularizers": check_regularizers,
+    "capacity": check_capacity,
+    "expressivity": check_expressivity,
+}
+
+
+def run_check(name: str, model_factory: Callable, data: "Dataset",
+              settings: CheckSettings | None = None, cache: RunCache | None = None) -> CheckResult:
+    """Run check ``name`` and time it; unknown names raise :class:`SettingsError`."""
+    if name not in CHECKS:
+        raise SettingsError(f"unknown check {name!r}; allowed: {', '.join(CHECKS)}")
+    settings = settings if settings is not None else CheckSettings()
+    if not isinstance(settings, CheckSettings):
+        raise SettingsError(f"settings: expected CheckSettings, got {type(settings).__name__}")
+    start = time.perf_counter()
+    result = CHECKS[name](model_factory, data, settings, cache)
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
