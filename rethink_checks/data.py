@@ -1,9 +1,30 @@
-"""Classification datasets held as tensors, and the sources that build them."""
+"""Classification datasets held as tensors, and the sources that build them.
+
+Sources: scikit-learn's bundled digits (offline default), CIFAR-10 and MNIST in
+torchvision's layout, image folders (``train/<class>/*``, ``test/<class>/*``, or a
+``.tar.gz`` of one; decoded once and cached as ``.npy``), and tensors or numpy arrays.
+Images come back as float32 in [0, 1], N x C x H x W (unless paper-preprocessed);
+labels as int64. See docs/data.md.
+"""
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import math
+import os
+import pickle
+import re
+import shutil
+import tarfile
+import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import DataError
@@ -48,6 +69,140 @@ class Dataset:
             picks[f"{split}_y"] = getattr(self, f"{split}_y")[idx]
         return replace(self, name=f"{self.name}[{n_train}]", **picks)
 
+    def __repr__(self) -> str:
+        """A one-line summary (the default repr would print every tensor)."""
+        return (f"Dataset(name={self.name!r}, train={len(self.train_x)}, test={len(self.test_x)}, "
+                f"input_shape={self.input_shape}, num_classes={self.num_classes}, "
+                f"dtype={self.train_x.dtype}, device={self.train_x.device})")
+
+
+# --------------------------------------------------------------------------- tensors and arrays
+
+_CHANNEL_COUNTS = (1, 3, 4)
+
+
+def _images(x: Any, arg: str) -> torch.Tensor:
+    """Validate one image batch: rank 3 (N,H,W) or 4 (N,C,H,W), uint8 or float, finite, non-empty."""
+    if not isinstance(x, torch.Tensor):
+        raise DataError(f"{arg}: expected a torch.Tensor, got {type(x).__name__} (use from_arrays for numpy)")
+    if x.dim() not in (3, 4):
+        raise DataError(f"{arg}: rank {x.dim()} (shape {tuple(x.shape)}) is not allowed; "
+                        "expected (N, C, H, W) or (N, H, W)")
+    if len(x) == 0:
+        raise DataError(f"{arg}: has no examples (shape {tuple(x.shape)}); expected at least 1")
+    if x.dtype == torch.uint8:
+        x = x.div(255.0).to(torch.float32)  # one pass; also copies read-only (memory-mapped) input
+    elif x.is_floating_point():
+        x = x.to(torch.float32)
+        if not bool(torch.isfinite(x).all()):
+            raise DataError(f"{arg}: contains NaN or infinite values; expected finite pixel values")
+    else:
+        raise DataError(f"{arg}: dtype {x.dtype} is not allowed; expected uint8 (scaled by 1/255) or a float dtype")
+    return x.unsqueeze(1) if x.dim() == 3 else x
+
+
+def _labels(y: Any, arg: str, n: int, x_arg: str) -> torch.Tensor:
+    """Validate one label vector: rank 1, integer dtype, one label per image."""
+    if not isinstance(y, torch.Tensor):
+        raise DataError(f"{arg}: expected a torch.Tensor, got {type(y).__name__} (use from_arrays for numpy)")
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise DataError(f"{arg}: dtype {y.dtype} is not allowed; expected integer class indices (e.g. int64)")
+    if y.dim() != 1:
+        raise DataError(f"{arg}: rank {y.dim()} (shape {tuple(y.shape)}) is not allowed; expected (N,)")
+    if len(y) != n:
+        raise DataError(f"{arg}: has {len(y)} labels but {x_arg} has {n} images; expected equal lengths")
+    return y.to(torch.int64)
+
+
+def from_tensors(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 num_classes: int | None = None, name: str = "tensors") -> Dataset:
+    """A validated Dataset from image tensors (N,C,H,W or N,H,W; uint8 -> /255) and integer labels."""
+    tx, vx = _images(train_x, "train_x"), _images(test_x, "test_x")
+    if tx.shape[1:] != vx.shape[1:]:
+        raise DataError(f"test_x: image shape {tuple(vx.shape[1:])} differs from train_x's "
+                        f"{tuple(tx.shape[1:])}; expected the same (C, H, W) for both splits")
+    ty = _labels(train_y, "train_y", len(tx), "train_x")
+    vy = _labels(test_y, "test_y", len(vx), "test_x")
+    hi = int(torch.maximum(ty.max(), vy.max().to(ty.device)))
+    if num_classes is None:
+        num_classes = hi + 1
+        if num_classes < 2:
+            raise DataError(f"num_classes: inferred {num_classes} from the labels (max {hi}); "
+                            "expected at least 2 classes, pass num_classes explicitly")
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise DataError(f"num_classes={num_classes!r} is not allowed; expected an int >= 2")
+    num_classes = int(num_classes)
+    for arg, y in (("train_y", ty), ("test_y", vy)):
+        bad = (y < 0) | (y >= num_classes)
+        if bool(bad.any()):
+            value = int(y[bad][0])
+            raise DataError(f"{arg}: label {value} is outside [0, {num_classes}) "
+                            f"(num_classes={num_classes}); expected class indices 0..{num_classes - 1}")
+    return Dataset(tx, ty, vx, vy, num_classes=num_classes, name=name)
+
+
+def _to_nchw(a: np.ndarray, arg: str, layout: str) -> np.ndarray:
+    """A rank-4 array in N,C,H,W order; ``layout`` "auto" treats a trailing 1/3/4 axis as channels."""
+    if a.ndim != 4 or layout == "NCHW":
+        return a
+    if layout == "NHWC" or (a.shape[-1] in _CHANNEL_COUNTS and a.shape[1] not in _CHANNEL_COUNTS):
+        return a.transpose(0, 3, 1, 2)
+    return a
+
+
+def from_arrays(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_classes: int | None = None,
+                name: str = "arrays", layout: str = "auto") -> Dataset:
+    """A Dataset from numpy arrays; images N,H,W,C or N,C,H,W (``layout``: auto | NHWC | NCHW)."""
+    if layout not in ("auto", "NHWC", "NCHW"):
+        raise DataError(f"layout={layout!r} is not allowed; expected 'auto', 'NHWC' or 'NCHW'")
+    tensors = {}
+    for arg, value in (("train_x", train_x), ("train_y", train_y), ("test_x", test_x), ("test_y", test_y)):
+        try:
+            a = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{arg}: cannot be read as a numpy array ({exc})") from None
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{arg}: dtype {a.dtype} is not allowed; expected a numeric array")
+        if arg.endswith("_x"):
+            a = _to_nchw(a, arg, layout)
+        tensors[arg] = torch.from_numpy(np.ascontiguousarray(a))
+    return from_tensors(**tensors, num_classes=num_classes, name=name)
+
+
+# --------------------------------------------------------------------------- paper preprocessing
+
+def paper_preprocess(images: torch.Tensor, size: int = 28) -> torch.Tensor:
+    """Centre crop to ``size`` x ``size`` and whiten each image (the paper's CIFAR-10 input pipeline).
+
+    Whitening: subtract the image's mean and divide by max(std, 1/sqrt(values per image)),
+    like TensorFlow's ``per_image_standardization``. Accepts one image (C,H,W) or a batch
+    (N,C,H,W); uint8 input is scaled by 1/255 first. Returns a new float tensor.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise DataError(f"images: expected a torch.Tensor, got {type(images).__name__}")
+    if images.dim() not in (3, 4):
+        raise DataError(f"images: rank {images.dim()} (shape {tuple(images.shape)}) is not allowed; "
+                        "expected one image (C, H, W) or a batch (N, C, H, W)")
+    h, w = images.shape[-2:]
+    if h < size or w < size:
+        raise DataError(f"images: {h}x{w} is smaller than the {size}x{size} centre crop; "
+                        f"expected height and width >= {size}")
+    if images.dtype == torch.uint8:
+        x = images.to(torch.float32) / 255.0
+    elif images.is_floating_point():
+        x = images
+    else:
+        raise DataError(f"images: dtype {images.dtype} is not allowed; expected uint8 or a float dtype")
+    top, left = (h - size) // 2, (w - size) // 2
+    x = x[..., top:top + size, left:left + size]
+    dims = (-3, -2, -1)
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True, unbiased=False)
+    floor = 1.0 / math.sqrt(x.shape[-3] * size * size)
+    return (x - mean) / std.clamp(min=floor)
+
+
+# --------------------------------------------------------------------------- scikit-learn digits
 
 def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, offline), seeded split."""
@@ -60,3 +215,440 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     n_test = int(round(len(x) * test_fraction))
     test, train = perm[:n_test], perm[n_test:]
     return Dataset(x[train], y[train], x[test], y[test], num_classes=10, name="digits")
+
+
+# --------------------------------------------------------------------------- CIFAR-10 (torchvision layout)
+
+_CIFAR_DIR = "cifar-10-batches-py"
+_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST = ("test_batch",)
+
+
+def _find_layout(root: Path, candidates: tuple[Path, ...], marker: str) -> Path | None:
+    """The first candidate folder holding ``marker`` (a file name), or None."""
+    for folder in candidates:
+        if (folder / marker).is_file() or (folder / f"{marker}.gz").is_file():
+            return folder
+    return None
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR-10 batch as (N, 3, 32, 32) uint8 images and int64 labels."""
+    try:
+        with open(path, "rb") as fh:
+            batch = pickle.load(fh, encoding="latin1")
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        labels = np.asarray(batch.get("labels", batch.get("fine_labels")), dtype=np.int64)
+        images = data.reshape(len(data), 3, 32, 32)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"load_cifar10: {path} is not a readable CIFAR-10 batch "
+                        f"(a pickled dict with 'data' N x 3072 and 'labels'): {exc}") from None
+    if len(labels) != len(images):
+        raise DataError(f"load_cifar10: {path} has {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def load_cifar10(root: str | os.PathLike, download: bool = False, paper_preprocessing: bool = False) -> Dataset:
+    """CIFAR-10 from torchvision's layout (``ROOT/cifar-10-batches-py/``); downloads only if asked."""
+    root = Path(root).expanduser().absolute()
+    if download:
+        _torchvision_download("CIFAR10", root)
+    folder = _find_layout(root, (root / _CIFAR_DIR, root), "data_batch_1")
+    if folder is None:
+        raise DataError(
+            f"load_cifar10: no CIFAR-10 at root={str(root)!r} (looked for {root / _CIFAR_DIR}/data_batch_1..5 "
+            f"and test_batch, torchvision's layout). Pass download=True (spec 'cifar10:ROOT,download') to "
+            "fetch it (~170 MB), unpack cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
+            "into ROOT, or use load_image_folder for a train/<class>/ test/<class>/ image folder.")
+    splits = []
+    for names in (_CIFAR_TRAIN, _CIFAR_TEST):
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise DataError(f"load_cifar10: {folder} lacks {', '.join(missing)}; expected data_batch_1..5 and "
+                            "test_batch (torchvision's layout); re-extract the archive or pass download=True")
+        parts = [_read_cifar_batch(folder / n) for n in names]
+        splits.append((np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
+    (tx, ty), (vx, vy) = splits
+    data = from_tensors(torch.from_numpy(tx), torch.from_numpy(ty), torch.from_numpy(vx), torch.from_numpy(vy),
+                        num_classes=10, name="cifar10")
+    return _paper(data) if paper_preprocessing else data
+
+
+def _paper(data: Dataset) -> Dataset:
+    """``data`` with the paper's crop and whitening applied to both splits."""
+    return data.replace(train_x=paper_preprocess(data.train_x), test_x=paper_preprocess(data.test_x),
+                        name=f"{data.name}+paper")
+
+
+def _torchvision_download(cls_name: str, root: Path) -> None:
+    """Fetch a dataset with torchvision (only when the user asked for it)."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, cls_name)
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as exc:  # network, disk, checksum: report which dataset and where
+        raise DataError(f"download of {cls_name} into {root} failed: {exc}") from None
+
+
+# --------------------------------------------------------------------------- MNIST (torchvision layout)
+
+_MNIST_FILES = {
+    "train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An unsigned-byte IDX file (optionally gzipped) as a numpy array."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise DataError(f"load_mnist: cannot read {path}: {exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"load_mnist: {path} is not an unsigned-byte IDX file (bad magic {raw[:4].hex()})")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != math.prod(dims):
+        raise DataError(f"load_mnist: {path} holds {len(raw) - offset} bytes of data but its header says "
+                        f"{dims} ({math.prod(dims)} values); the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def load_mnist(root: str | os.PathLike, download: bool = False) -> Dataset:
+    """MNIST from torchvision's layout (``ROOT/MNIST/raw/*-ubyte[.gz]``); downloads only if asked."""
+    root = Path(root).expanduser().absolute()
+    if download:
+        _torchvision_download("MNIST", root)
+    candidates = (root / "MNIST" / "raw", root / "raw", root)
+    folder = _find_layout(root, candidates, _MNIST_FILES["train_x"])
+    if folder is None:
+        raise DataError(
+            f"load_mnist: no MNIST at root={str(root)!r} (looked for {_MNIST_FILES['train_x']}[.gz] in "
+            f"{', '.join(str(c) for c in candidates)}; torchvision's layout is ROOT/MNIST/raw/). "
+            "Pass download=True (spec 'mnist:ROOT,download') to fetch it (~12 MB).")
+    arrays = {}
+    for key, stem in _MNIST_FILES.items():
+        path = folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"
+        if not path.is_file():
+            raise DataError(f"load_mnist: {folder} lacks {stem}[.gz]; expected the four MNIST idx files "
+                            f"({', '.join(_MNIST_FILES.values())})")
+        arrays[key] = _read_idx(path)
+    return from_arrays(arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"],
+                       num_classes=10, name="mnist", layout="NCHW")
+
+
+# --------------------------------------------------------------------------- image folders
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
+_SPLITS = ("train", "test")
+_LAYOUT = "ROOT/train/<class>/<image> and ROOT/test/<class>/<image> (class order = sorted folder names)"
+
+
+def default_cache_dir() -> Path:
+    """Where decoded image folders are cached: $RETHINK_CACHE, else ~/.cache/rethink_checks."""
+    env = os.environ.get("RETHINK_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rethink_checks"
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def _decode(data: bytes, where: str) -> np.ndarray:
+    """One encoded image as a (C, H, W) uint8 array (torchvision's decoders, PIL as fallback)."""
+    from torchvision.io import decode_image
+
+    try:
+        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8)).numpy()
+        return img[0] if img.ndim == 4 else img  # animated GIF: first frame
+    except (RuntimeError, ValueError):
+        pass
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            if img.mode not in ("L", "LA", "RGB", "RGBA"):
+                img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+            arr = np.asarray(img, dtype=np.uint8)
+    except Exception as exc:  # PIL raises many types for broken files
+        raise DataError(f"load_image_folder: cannot decode image {where}: {exc}") from None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _split_members(entries: dict[str, dict[str, list]], dirs: set[tuple[str, str]], where: str) -> list[str]:
+    """Check both splits and their class folders; return the class names (sorted train folders)."""
+    for split in _SPLITS:
+        classes = {c for s, c in dirs if s == split} | set(entries.get(split, {}))
+        if not classes:
+            raise DataError(f"load_image_folder: {where}/{split} has no class folders (or is missing); "
+                            f"expected {_LAYOUT}")
+        for cls in sorted(classes):
+            if not entries.get(split, {}).get(cls):
+                raise DataError(f"load_image_folder: class folder {where}/{split}/{cls} has no images "
+                                f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+    classes = sorted(entries["train"])
+    extra = sorted(set(entries["test"]) - set(classes))
+    if extra:
+        raise DataError(f"load_image_folder: {where}/test has class folders {extra} that {where}/train lacks; "
+                        f"expected test classes to be among the training classes {classes}")
+    return classes
+
+
+def _scan_folder(base: Path) -> tuple[dict[str, dict[str, list[Path]]], list[str]]:
+    """Image paths per split and class under an extracted folder."""
+    entries: dict[str, dict[str, list[Path]]] = {}
+    dirs: set[tuple[str, str]] = set()
+    for split in _SPLITS:
+        top = base / split
+        entries[split] = {}
+        if not top.is_dir():
+            continue
+        for cls_dir in sorted(p for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            dirs.add((split, cls_dir.name))
+            files = sorted(e.path for e in os.scandir(cls_dir) if e.is_file() and _is_image(e.name))
+            if files:
+                entries[split][cls_dir.name] = [Path(f) for f in files]
+    return entries, _split_members(entries, dirs, str(base))
+
+
+def _folder_base(root: Path) -> Path:
+    """The folder holding train/ and test/: ``root`` itself or its single subfolder."""
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        return root
+    subs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(subs) == 1 and ((subs[0] / "train").is_dir() or (subs[0] / "test").is_dir()):
+        return subs[0]
+    if not any(root.iterdir()):
+        raise DataError(f"load_image_folder: folder {root} is empty; expected {_LAYOUT}")
+    raise DataError(f"load_image_folder: {root} has no train/ and test/ folders; expected {_LAYOUT}")
+
+
+def _read_tar(path: Path) -> tuple[dict[str, dict[str, list[tuple[str, bytes]]]], list[str]]:
+    """Encoded images per split and class read straight from a tar archive (no extraction to disk)."""
+    entries: dict[str, dict[str, list[tuple[str, bytes]]]] = {s: {} for s in _SPLITS}
+    dirs: set[tuple[str, str]] = set()
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                parts = [p for p in member.name.split("/") if p not in ("", ".")]
+                if member.isdir() and len(parts) >= 2 and parts[-2] in _SPLITS:
+                    dirs.add((parts[-2], parts[-1]))
+                if not member.isfile() or len(parts) < 3 or parts[-3] not in _SPLITS or not _is_image(parts[-1]):
+                    continue
+                split, cls = parts[-3], parts[-2]
+                dirs.add((split, cls))
+                fh = tar.extractfile(member)
+                entries[split].setdefault(cls, []).append((member.name, fh.read() if fh else b""))
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"load_image_folder: cannot read archive {path}: {exc}") from None
+    for classes in entries.values():
+        for items in classes.values():
+            items.sort(key=lambda item: item[0])
+    return entries, _split_members(entries, dirs, str(path))
+
+
+def _cache_key(root: Path, base: Path | None) -> str:
+    """Hash of the source: an archive's path, size and mtime, or every image file's path, size and mtime."""
+    h = hashlib.sha256(f"v1|{root}".encode())
+    if base is None:
+        st = root.stat()
+        h.update(f"|{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        for split in _SPLITS:
+            top = base / split
+            if not top.is_dir():
+                continue
+            for cls in sorted(os.scandir(top), key=lambda e: e.name):
+                if cls.is_dir():
+                    for e in sorted(os.scandir(cls.path), key=lambda e: e.name):
+                        st = e.stat()
+                        h.update(f"|{split}/{cls.name}/{e.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def _decode_all(items: list[tuple[str, Any]], workers: int) -> list[np.ndarray]:
+    """Decode (where, bytes-or-path) items with a thread pool, preserving order."""
+    def one(item: tuple[str, Any]) -> np.ndarray:
+        where, src = item
+        data = Path(src).read_bytes() if isinstance(src, Path) else src
+        return _decode(data, where)
+
+    if workers <= 1 or len(items) < 64:
+        return [one(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, items, chunksize=256))
+
+
+def _stack(images: list[np.ndarray], wheres: list[str], channels: int) -> np.ndarray:
+    """Stack (C, H, W) images into one uint8 array with ``channels`` channels; sizes must agree."""
+    h, w = images[0].shape[1:]
+    out = np.empty((len(images), channels, h, w), dtype=np.uint8)
+    for i, img in enumerate(images):
+        if img.shape[1:] != (h, w):
+            raise DataError(f"load_image_folder: {wheres[i]} is {img.shape[1]}x{img.shape[2]} but "
+                            f"{wheres[0]} is {h}x{w}; expected every image to have the same size (resize them)")
+        c = img.shape[0]
+        if c == channels or (channels == 3 and c == 4):
+            out[i] = img[:channels]
+        else:  # gray (+alpha) into a colour dataset: repeat the gray plane
+            out[i] = img[:1]
+    return out
+
+
+def _decode_splits(entries: dict[str, dict[str, list]], classes: list[str]) -> dict[str, np.ndarray]:
+    """Decode both splits into uint8 arrays and int64 labels."""
+    workers = min(32, os.cpu_count() or 1)
+    decoded = {}
+    for split in _SPLITS:
+        items, labels = [], []
+        for label, cls in enumerate(classes):
+            for entry in entries[split].get(cls, []):
+                items.append((str(entry), entry) if isinstance(entry, Path) else entry)
+                labels.append(label)
+        decoded[split] = (_decode_all(items, workers), [w for w, _ in items], np.asarray(labels, dtype=np.int64))
+    all_channels = {img.shape[0] for imgs, _, _ in decoded.values() for img in imgs}
+    channels = 3 if any(c >= 3 for c in all_channels) else 1
+    out = {}
+    first = decoded["train"][1][0]
+    h, w = decoded["train"][0][0].shape[1:]
+    for split, (imgs, wheres, labels) in decoded.items():
+        if imgs[0].shape[1:] != (h, w):
+            raise DataError(f"load_image_folder: {wheres[0]} is {imgs[0].shape[1]}x{imgs[0].shape[2]} but "
+                            f"{first} is {h}x{w}; expected every image to have the same size (resize them)")
+        out[f"{split}_x"] = _stack(imgs, wheres, channels)
+        out[f"{split}_y"] = labels
+    return out
+
+
+def _load_cache(folder: Path) -> tuple[dict[str, np.ndarray], list[str]] | None:
+    """The cached arrays and class names, or None when absent or unreadable."""
+    if not (folder / "meta.json").is_file():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        # Images memory-mapped: from_tensors' uint8 -> float pass then reads them once, no extra copy.
+        arrays = {k: np.load(folder / f"{k}.npy", mmap_mode="r" if k.endswith("_x") else None)
+                  for k in ("train_x", "train_y", "test_x", "test_y")}
+        return arrays, list(meta["classes"])
+    except (OSError, ValueError, KeyError) as exc:
+        warnings.warn(f"load_image_folder: ignoring unreadable cache {folder}: {exc}", stacklevel=3)
+        return None
+
+
+def _save_cache(folder: Path, arrays: dict[str, np.ndarray], classes: list[str], source: Path) -> None:
+    """Write the arrays atomically (temp folder + rename); warn instead of failing when not writable."""
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.mkdir(parents=True)
+        for key, arr in arrays.items():
+            np.save(tmp / f"{key}.npy", arr)
+        meta = {"source": str(source), "classes": classes,
+                "train": int(len(arrays["train_y"])), "test": int(len(arrays["test_y"]))}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except OSError as exc:
+        if not (folder / "meta.json").is_file():  # another process may have won the race
+            warnings.warn(f"load_image_folder: could not write cache {folder}: {exc}", stacklevel=3)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _archive_stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def load_image_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Dataset:
+    """Images under ``train/<class>/*`` and ``test/<class>/*`` (a folder or a .tar.gz of one).
+
+    Labels follow the sorted class-folder names of train/. Decoded uint8 arrays are cached
+    under ``cache_dir`` (default: :func:`default_cache_dir`), keyed by the source's
+    absolute path, sizes and mtimes, so later loads skip decoding.
+    """
+    root = Path(root).expanduser().absolute()
+    if not root.exists():
+        raise DataError(f"load_image_folder: root={str(root)!r} does not exist; expected a folder laid out as "
+                        f"{_LAYOUT}, or a .tar.gz archive of one")
+    is_archive = root.is_file()
+    if is_archive and not tarfile.is_tarfile(root):
+        raise DataError(f"load_image_folder: {root} is a file but not a tar archive; expected a folder "
+                        f"({_LAYOUT}) or a .tar/.tar.gz of one")
+    base = None if is_archive else _folder_base(root)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    folder = cache / "image_folder" / _cache_key(root, base)
+    cached = _load_cache(folder)
+    if cached is None:
+        entries, classes = _read_tar(root) if is_archive else _scan_folder(base)
+        arrays = _decode_splits(entries, classes)
+        _save_cache(folder, arrays, classes, root)
+    else:
+        arrays, classes = cached
+    name = _archive_stem(root) if is_archive else root.name
+    with warnings.catch_warnings():  # read-only memory maps: from_tensors copies them into new tensors
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        tensors = [torch.from_numpy(arrays[k]) for k in ("train_x", "train_y", "test_x", "test_y")]
+    return from_tensors(*tensors, num_classes=len(classes), name=name)
+
+
+# --------------------------------------------------------------------------- spec strings
+
+#: Spec kinds and the options each accepts after a comma.
+SPEC_OPTIONS: dict[str, tuple[str, ...]] = {
+    "digits": (), "cifar10": ("paper", "download"), "mnist": ("download",), "folder": ("paper",),
+}
+
+
+def _parse_spec(spec: str) -> tuple[str, str, set[str]]:
+    """Split ``KIND[:ROOT][,OPTION...]`` into kind, root and options."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"spec={spec!r} is not allowed; expected one of 'digits', 'cifar10:ROOT', "
+                        "'mnist:ROOT', 'folder:ROOT' (options: ',paper', ',download')")
+    head, sep, rest = spec.strip().partition(":")
+    kind = head.strip().lower()
+    if not sep and "," in kind:
+        kind, _, rest = spec.strip().partition(",")
+        rest = "," + rest
+    if kind not in SPEC_OPTIONS:
+        raise DataError(f"spec={spec!r}: unknown source {kind!r}; allowed: {', '.join(SPEC_OPTIONS)}")
+    options: set[str] = set()
+    while "," in rest:
+        path, _, tail = rest.rpartition(",")
+        word = tail.strip().lower()
+        if not re.fullmatch(r"[a-z_]+", word):
+            break
+        if word not in SPEC_OPTIONS[kind]:
+            allowed = ", ".join(SPEC_OPTIONS[kind]) or "none"
+            raise DataError(f"spec={spec!r}: option {word!r} is not allowed for {kind!r}; allowed: {allowed}")
+        options.add(word)
+        rest = path
+    return kind, rest.strip(), options
+
+
+def load(spec: str) -> Dataset:
+    """Load a dataset from a spec: ``digits``, ``cifar10:ROOT[,paper][,download]``,
+    ``mnist:ROOT[,download]``, ``folder:ROOT[,paper]`` (ROOT may be a .tar.gz)."""
+    kind, root, options = _parse_spec(spec)
+    if kind == "digits":
+        if root:
+            raise DataError(f"spec={spec!r}: 'digits' takes no root (it is bundled with scikit-learn)")
+        return load_digits()
+    if not root:
+        raise DataError(f"spec={spec!r}: {kind!r} needs a root, e.g. '{kind}:/path/to/data'")
+    if kind == "cifar10":
+        return load_cifar10(root, download="download" in options, paper_preprocessing="paper" in options)
+    if kind == "mnist":
+        return load_mnist(root, download="download" in options)
+    data = load_image_folder(root)
+    return _paper(data) if "paper" in options else data
