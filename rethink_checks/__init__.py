@@ -2,3 +2,12 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy exports so importing the package stays cheap: ``fit`` and ``FitConfig`` load torch."""
+    if name in ("fit", "FitConfig"):
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'rethink_checks' has no attribute {name!r}")
