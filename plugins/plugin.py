@@ -1,8 +1,132 @@
-"""The ``rethink`` pytest plugin. Does nothing until ``--rethink`` is given."""
+"""The ``rethink`` pytest plugin. Does nothing until ``--rethink`` is given.
+
+With ``--rethink`` every test module defining a ``rethink_model`` fixture gets one item per
+check, ``rethink[<check>]`` (``rethink[<check>-<param>]`` for parametrized fixtures); see
+docs/plugin.md. This module imports neither torch nor rethink_checks at import time.
+"""
 from __future__ import annotations
 
+import importlib.util
+from typing import Any
 
-def pytest_addoption(parser):
-    group = parser.getgroup("rethink", "rethink_checks: randomization tests of generalization")
-    group.addoption("--rethink", action="store_true", default=False,
-                    help="run the randomization checks for every module defining rethink_model")
+import pytest
+
+from . import items, options, terminal, workers
+from .session import RethinkSession
+from .state import STATE_KEY, RethinkState, get_state
+
+MARKER = ("rethink(checks=None, **settings): rethink_checks settings for the module's "
+          "rethink_model (checks: which checks to generate; other keys: CheckSettings/FitConfig)")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def _known_checks() -> list[str]:
+    from rethink_checks.checks import CHECKS
+
+    return list(CHECKS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    workerinput = getattr(config, "workerinput", None)
+    if not config.getoption("rethink"):
+        return
+    opts = options.read_options(config)
+    if workerinput is not None and workers.pins_gpu(opts.get("device", "auto")):
+        workers.pin_worker_gpu(workerinput)  # before anything initialises CUDA here
+    known = _known_checks()
+    for source, names in (("--rethink-checks", opts.cli.get("checks")),
+                          ("ini option rethink_checks", opts.ini.get("checks"))):
+        if names:
+            options.validate_checks(names, known, source)
+    from rethink_checks.errors import RethinkError
+    from rethink_checks.report import parse_compare_fail
+
+    for expr in opts.compare_fail:
+        try:
+            parse_compare_fail(expr)
+        except RethinkError as exc:
+            raise pytest.UsageError(f"--rethink-compare-fail: {exc}") from None
+    if opts.get("plots") and importlib.util.find_spec("matplotlib") is None:
+        raise pytest.UsageError("--rethink-plots needs matplotlib, which is not installed: "
+                                "pip install 'rethink-checks[plots]'")
+    state = RethinkState(opts, known, is_worker=workerinput is not None)
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(RethinkSession(state, config), "rethink-session")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = get_state(config)
+    return terminal.header_lines(state) if state is not None else None
+
+
+# ---------------------------------------------------------------- collection
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: Any, name: str, obj: object) -> Any:
+    if name != "rethink_model" or not isinstance(collector, pytest.Module):
+        return None
+    state = get_state(collector.config)
+    if state is None:
+        return None
+    checks = items.module_checks(collector, state.cli_checks, state.ini_checks,
+                                 tuple(state.known_checks), state.known_checks)
+    made = items.collect(collector, checks)
+    state.generated += len(made)
+    return made
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    items.parametrize(metafunc)
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture
+def rethink_data() -> Any:
+    """Data for the rethink checks: None uses --rethink-data (default digits). Override it."""
+    return None
+
+
+@pytest.fixture
+def rethink_config() -> dict[str, Any]:
+    """Per-model settings for the rethink checks (CheckSettings / FitConfig keys). Override it."""
+    return {}
+
+
+@pytest.fixture
+def _rethink_result(request: pytest.FixtureRequest, rethink_check: str, rethink_model: Any,
+                    rethink_data: Any, rethink_config: Any) -> Any:
+    """Runs the item's check in the setup phase: an unusable model or input is an ERROR."""
+    state = get_state(request.config)
+    if state is None:
+        pytest.skip("rethink checks run only with --rethink")
+    info = request.node.stash[items.ITEM_KEY]
+    progress = terminal.progress_printer(request.config, state, f"{info.model} {rethink_check}")
+    return items.run_item(request, state, rethink_check, rethink_model, rethink_data,
+                          rethink_config, progress)
+
+
+# ---------------------------------------------------------------- reports
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    report = yield
+    if items.ITEM_KEY in item.stash and get_state(item.config) is not None:
+        items.annotate_report(item, call, report)
+    return report
+
+
+# ---------------------------------------------------------------- pytest-xdist
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    if not config.getoption("rethink"):
+        return None
+    gpus = workers.visible_gpus()
+    return len(gpus) or None

@@ -1,0 +1,264 @@
+"""Generating the ``rethink[<check>]`` items and running one check for one item.
+
+Items are ordinary pytest ``Function`` items made by pytest's own machinery: a synthetic
+test function ``rethink`` is placed in the module and handed back to
+``pytest_pycollect_makeitem``, parametrized over the selected checks; fixture parameters
+of ``rethink_model`` (or ``rethink_data``) multiply the items as for any test. The check
+runs in the setup phase (so an unusable model or dataset is an ERROR carrying the
+engine's message) and the test body asserts its criterion (so a missed criterion is a
+FAIL). torch and rethink_checks are imported only when an item runs or is collected.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+
+FUNCTION_NAME = "rethink"
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """What the plugin knows about one generated item: which check of which model."""
+
+    check: str
+    model: str      # display name: module stem, plus [param] when parametrized
+    model_key: str  # unique: module node id, plus [param]
+
+
+ITEM_KEY = pytest.StashKey[ItemInfo]()
+RESULT_KEY = pytest.StashKey[Any]()
+
+
+DOC = "A randomization check from the rethink plugin: passes when the check's criterion holds."
+
+
+def synthetic_function(checks: tuple[str, ...]) -> Callable[..., None]:
+    """A fresh ``rethink`` test function; :func:`parametrize` spreads it over ``checks``."""
+    def rethink(rethink_check: str, _rethink_result: Any) -> None:
+        if not _rethink_result.passed:
+            pytest.fail(f"{rethink_check}: {_rethink_result.message}\n"
+                        f"criterion: {_rethink_result.criterion}", pytrace=False)
+
+    rethink.__doc__ = DOC
+    rethink.__test__ = True  # type: ignore[attr-defined] - collected whatever python_functions says
+    rethink.rethink_checks = checks  # type: ignore[attr-defined]
+    return rethink
+
+
+def parametrize(metafunc: pytest.Metafunc) -> None:
+    """Parametrize a synthetic ``rethink`` function over its checks (first, so ids lead with them)."""
+    checks = getattr(metafunc.function, "rethink_checks", None)
+    if checks and "rethink_check" in metafunc.fixturenames:
+        metafunc.parametrize("rethink_check", checks, ids=list(checks))
+
+
+def _param_id(item: pytest.Item, check: str) -> str:
+    callspec = getattr(item, "callspec", None)
+    ident = callspec.id if callspec is not None else ""
+    if ident == check:
+        return ""
+    return ident[len(check) + 1:] if ident.startswith(check + "-") else ident
+
+
+def _module_label(module: pytest.Module) -> str:
+    return module.path.stem
+
+
+def collect(collector: pytest.Module, checks: tuple[str, ...]) -> list[pytest.Item]:
+    """The module's rethink items, built by pytest's default python collection hook."""
+    fn = synthetic_function(checks)
+    setattr(collector.obj, FUNCTION_NAME, fn)
+    made = collector.ihook.pytest_pycollect_makeitem(collector=collector, name=FUNCTION_NAME, obj=fn)
+    items = [i for i in (made or []) if isinstance(i, pytest.Item)]
+    for item in items:
+        check = item.callspec.params["rethink_check"]
+        param = _param_id(item, check)
+        suffix = f"[{param}]" if param else ""
+        info = ItemInfo(check=check, model=_module_label(collector) + suffix,
+                        model_key=collector.nodeid + suffix)
+        item.stash[ITEM_KEY] = info
+        item.add_marker(pytest.mark.xdist_group(name="rethink:" + info.model_key))
+    return items
+
+
+def module_checks(collector: pytest.Module, cli: tuple[str, ...] | None,
+                  ini: tuple[str, ...] | None, default: tuple[str, ...],
+                  known: list[str]) -> tuple[str, ...]:
+    """Checks for one module: CLI, else the ``rethink`` marker's ``checks``, else ini, else all."""
+    if cli:
+        return cli
+    marker = collector.get_closest_marker("rethink")
+    chosen = marker.kwargs.get("checks") if marker is not None else None
+    if chosen is not None:
+        names = (chosen,) if isinstance(chosen, str) else tuple(chosen)
+        names = tuple(n.strip() for name in names for n in str(name).split(",") if n.strip())
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise collector.CollectError(
+                f"{collector.nodeid}: pytest.mark.rethink(checks=...) names unknown check(s) "
+                f"{unknown or names!r}; allowed: {', '.join(known)}")
+        return tuple(dict.fromkeys(names))
+    return ini or default
+
+
+# ---------------------------------------------------------------- factories
+
+def _accepts(fn: Callable[..., Any]) -> tuple[bool, bool]:
+    """Whether ``fn`` takes ``input_shape`` and ``num_classes`` keywords."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False, False
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return True, True
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return "input_shape" in names, "num_classes" in names
+
+
+def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int) -> Callable[[], Any]:
+    """A zero-argument factory from what ``rethink_model`` returned (module or factory)."""
+    from torch import nn
+
+    from rethink_checks.errors import ModelError
+
+    if isinstance(obj, nn.Module):
+        return obj  # training.fit copies a module, never trains it in place
+    if not callable(obj):
+        raise ModelError(
+            f"the rethink_model fixture returned {type(obj).__module__}.{type(obj).__qualname__}; "
+            "expected a torch.nn.Module or a factory returning one (a factory may take "
+            "input_shape and/or num_classes keyword arguments)")
+    wants_shape, wants_classes = _accepts(obj)
+    kwargs: dict[str, Any] = {}
+    if wants_shape:
+        kwargs["input_shape"] = tuple(input_shape)
+    if wants_classes:
+        kwargs["num_classes"] = int(num_classes)
+    if not kwargs:
+        return obj
+
+    def factory() -> Any:
+        return obj(**kwargs)
+
+    factory.__qualname__ = getattr(obj, "__qualname__", "factory")
+    return factory
+
+
+# ---------------------------------------------------------------- settings and data
+
+def marker_settings(item: pytest.Item) -> dict[str, Any]:
+    """Settings from ``pytest.mark.rethink(...)`` (closest marker wins), without ``checks``."""
+    merged: dict[str, Any] = {}
+    for mark in reversed(list(item.iter_markers("rethink"))):
+        merged.update(mark.kwargs)
+    merged.pop("checks", None)
+    return merged
+
+
+def split_config(config: Any) -> tuple[dict[str, Any], tuple[str, ...] | None]:
+    """``rethink_config`` as (settings mapping, check selection or None)."""
+    from rethink_checks.checks import SettingsError
+
+    if config is None:
+        return {}, None
+    if not isinstance(config, Mapping):
+        raise SettingsError(f"the rethink_config fixture returned {type(config).__name__}; "
+                            "expected a dict of settings (e.g. {'lr': 0.01, 'max_epochs': 20})")
+    mapping = dict(config)
+    checks = mapping.pop("checks", None)
+    if isinstance(checks, str):
+        checks = tuple(c.strip() for c in checks.split(",") if c.strip())
+    return mapping, (tuple(checks) if checks is not None else None)
+
+
+SPEC_PATTERN = re.compile(r"^(digits|(cifar10|mnist|folder):.+)$")
+
+
+def data_spec(obj: Any, default: str) -> Any:
+    """The data spec or Dataset to use: the ``rethink_data`` fixture's value, else ``default``."""
+    from rethink_checks.data import Dataset
+    from rethink_checks.errors import DataError
+
+    if obj is None:
+        return default
+    if isinstance(obj, Dataset):
+        return obj
+    if isinstance(obj, str) and SPEC_PATTERN.match(obj):
+        return obj
+    raise DataError(f"the rethink_data fixture returned {obj!r}; expected a "
+                    "rethink_checks.data.Dataset or a spec: digits | cifar10:ROOT | mnist:ROOT "
+                    "| folder:ROOT")
+
+
+# ---------------------------------------------------------------- running one item
+
+def properties(check: str, metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Scalar metrics as ``rethink.<check>.<metric>`` user properties (they reach JUnit XML)."""
+    return [(f"rethink.{check}.{name}", value) for name, value in metrics.items()
+            if isinstance(value, (bool, int, float, str))]
+
+
+def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any, data: Any,
+             config: Any, progress: Callable[[dict], None] | None) -> Any:
+    """Resolve settings, data and factory for this item, run the check, return the CheckResult."""
+    import dataclasses
+
+    from rethink_checks.checks import CheckSettings, run_check
+
+    item = request.node
+    info = item.stash[ITEM_KEY]
+    mapping, config_checks = split_config(config)
+    if config_checks is not None and not state.cli_checks and check not in config_checks:
+        pytest.skip(f"{check} is not selected by rethink_config['checks'] = {list(config_checks)}")
+    ini, cli = state.options.settings_layers()
+    settings = CheckSettings.from_mapping({**ini, **marker_settings(item), **mapping, **cli})
+    if progress is not None:
+        settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit,
+                                                                         progress=progress))
+    dataset = state.load_data(data_spec(data, state.data_default))
+    factory = model_factory(model, dataset.input_shape, dataset.num_classes)
+    item.stash[SETTINGS_KEY] = settings.to_dict()
+    result = run_check(check, factory, dataset, settings, state.cache_for(info.model_key))
+    item.stash[RESULT_KEY] = result
+    item.user_properties.extend(properties(check, result.metrics))
+    return result
+
+
+SETTINGS_KEY = pytest.StashKey[dict]()
+
+
+def annotate_report(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
+    """Short message for engine errors; the JSON entry as ``report.rethink`` (survives xdist)."""
+    from rethink_checks.errors import RethinkError
+    from rethink_checks.report import item_entry
+
+    info = item.stash[ITEM_KEY]
+    excinfo = call.excinfo
+    message = ""
+    if excinfo is not None and not report.skipped:
+        message = f"{excinfo.type.__name__}: {excinfo.value}"
+        if isinstance(excinfo.value, RethinkError):
+            report.longrepr = f"rethink[{info.check}] on {info.model}: {message}"
+        elif report.when == "call":
+            message = str(excinfo.value) if excinfo.errisinstance(pytest.fail.Exception) else message
+    if report.when == "setup" and report.passed:
+        return
+    if report.when == "teardown":
+        return
+    if report.skipped:
+        outcome = "skipped"
+        message = message or (report.longrepr[2] if isinstance(report.longrepr, tuple) else "")
+    elif report.when == "setup":
+        outcome = "error"
+    else:
+        outcome = report.outcome
+    result = item.stash.get(RESULT_KEY, None)
+    entry = item_entry(report.nodeid, info.model, info.check, outcome, result, message)
+    entry["model_key"] = info.model_key
+    entry["settings"] = item.stash.get(SETTINGS_KEY, None)
+    report.rethink = entry  # type: ignore[attr-defined]

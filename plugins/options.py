@@ -1,0 +1,230 @@
+"""The plugin's command-line and ini options: one table, parsed and validated in one place.
+
+Every option ``name`` exists as ``--rethink-<name>`` (dashes) and as the ini key
+``rethink_<name>``. Values are parsed here (not by argparse) so that a bad value becomes a
+``pytest.UsageError`` that names the option, the value and what is allowed. This module
+never imports torch.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+DATA_SOURCES = ("digits", "cifar10:ROOT", "mnist:ROOT", "folder:ROOT")
+
+
+def _int(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise ValueError
+        return value
+    parse.allowed = f"an integer >= {low}"  # type: ignore[attr-defined]
+    return parse
+
+
+def _float(low: float, high: float | None = None, low_open: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if value != value or value < low or (low_open and value == low):
+            raise ValueError
+        if high is not None and value > high:
+            raise ValueError
+        return value
+    bracket = "(" if low_open else "["
+    parse.allowed = (f"a number in {bracket}{low}, {high}]" if high is not None  # type: ignore[attr-defined]
+                     else f"a number {'>' if low_open else '>='} {low}")
+    return parse
+
+
+def _device(text: str) -> str:
+    if not DEVICE_PATTERN.match(text):
+        raise ValueError
+    return text
+
+
+_device.allowed = "auto, cpu, cuda, cuda:N, mps"  # type: ignore[attr-defined]
+
+
+def _data(text: str) -> str:
+    kind, _, root = text.partition(":")
+    if text == "digits" or (kind in ("cifar10", "mnist", "folder") and root):
+        return text
+    raise ValueError
+
+
+_data.allowed = ", ".join(DATA_SOURCES)  # type: ignore[attr-defined]
+
+
+def _names(text: str | list[str]) -> tuple[str, ...]:
+    parts = text if isinstance(text, list) else [text]
+    names = tuple(n.strip() for p in parts for n in str(p).split(",") if n.strip())
+    if not names:
+        raise ValueError
+    return names
+
+
+_names.allowed = "a comma-separated list of check names"  # type: ignore[attr-defined]
+
+
+def _levels(text: str | list[str]) -> tuple[float, ...]:
+    levels = tuple(float(v) for v in _names(text))
+    if any(not 0.0 <= v <= 1.0 for v in levels):
+        raise ValueError
+    return levels
+
+
+_levels.allowed = "comma-separated numbers in [0, 1], e.g. 0,0.5,1"  # type: ignore[attr-defined]
+
+
+def _text(text: str) -> str:
+    if not str(text).strip():
+        raise ValueError
+    return str(text).strip()
+
+
+_text.allowed = "a non-empty string"  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One plugin option: its name, parser, help, and the CheckSettings key it feeds (if any)."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+    key: str | None = None
+    metavar: str = "VALUE"
+    ini_type: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--rethink-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "rethink_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("checks", _names, "checks to run, comma-separated (default: the standard suite)",
+           metavar="A,B", ini_type="args"),
+    Option("data", _data, "training data: digits (default, built in) | cifar10:ROOT | mnist:ROOT "
+           "| folder:ROOT; a rethink_data fixture wins", metavar="SPEC"),
+    Option("train_size", _int(1), "train on a seeded subset of N training examples",
+           key="train_size", metavar="N"),
+    Option("device", _device, "device: auto (default) | cpu | cuda | cuda:N", key="device",
+           metavar="DEV"),
+    Option("seed", _int(0), "seed for data subsets, corruptions and initialisation (default 0)",
+           key="seed", metavar="N"),
+    Option("max_epochs", _int(1), "epoch budget of every fit (default 100)", key="max_epochs",
+           metavar="N"),
+    Option("time_budget", _float(0.0, low_open=True),
+           "wall-clock budget in seconds for each fit a check makes (FitConfig.max_seconds)",
+           key="max_seconds", metavar="SECONDS"),
+    Option("fit_threshold", _float(0.0, 1.0, low_open=True),
+           "true_labels: train accuracy needed (default 1.0)", key="fit_threshold", metavar="ACC"),
+    Option("memorize_threshold", _float(0.0, 1.0, low_open=True),
+           "randomizations: train accuracy needed (default 0.99)", key="memorize_threshold",
+           metavar="ACC"),
+    Option("max_slowdown", _float(0.0, low_open=True),
+           "slowdown: largest allowed epochs-to-fit ratio against true labels (default 10)",
+           key="max_slowdown", metavar="RATIO"),
+    Option("max_regularizer_gain", _float(0.0, 1.0),
+           "regularizers: largest allowed test-accuracy cost of removing them (default 0.10)",
+           key="max_regularizer_gain", metavar="ACC"),
+    Option("error_tolerance", _float(0.0, 1.0),
+           "partial_labels: allowed decrease of test error between levels (default 0.02)",
+           key="error_tolerance", metavar="ERR"),
+    Option("partial_levels", _levels, "partial_labels: corruption levels (default 0,0.2,...,1)",
+           key="partial_levels", metavar="P,P", ini_type="args"),
+    Option("json", _text, "write the session's metrics and curves as JSON to PATH", metavar="PATH"),
+    Option("plots", _text, "write Figure 1 style PNGs into DIR (needs matplotlib)", metavar="DIR"),
+    Option("storage", _text, "folder of saved baselines (default .rethink under the rootdir)",
+           metavar="DIR"),
+    Option("save", _text, "save this session's metrics as baseline NAME", metavar="NAME"),
+    Option("progress_interval", _float(0.0), "seconds between live progress lines of a running "
+           "check (default 5; 0: every epoch)", metavar="SECONDS"),
+)
+
+OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``rethink`` option group and its ini keys."""
+    group = parser.getgroup("rethink", "rethink_checks: randomization tests of generalization")
+    group.addoption("--rethink", action="store_true", default=False,
+                    help="run the randomization checks for every module defining rethink_model")
+    for opt in OPTIONS:
+        group.addoption(opt.flag, dest="rethink_" + opt.name, default=None, metavar=opt.metavar,
+                        help=opt.help)
+        parser.addini(opt.ini, opt.help, type=opt.ini_type, default=None)
+    group.addoption("--rethink-compare", dest="rethink_compare", nargs="?", const="latest",
+                    default=None, metavar="NAME",
+                    help="compare with saved baseline NAME (default: the latest saved)")
+    group.addoption("--rethink-compare-fail", dest="rethink_compare_fail", action="append",
+                    default=None, metavar="EXPR",
+                    help="fail the session on a regression, e.g. random_labels.epochs_to_fit:25%% "
+                         "(repeatable)")
+    parser.addini("rethink_compare_fail", "compare-fail expressions, one per line",
+                  type="linelist", default=None)
+
+
+def _parse(opt: Option, raw: Any, source: str) -> Any:
+    try:
+        return opt.parse(raw)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(
+            f"{source}: invalid value {raw!r}; allowed: {opt.parse.allowed}"  # type: ignore[attr-defined]
+        ) from None
+
+
+@dataclass
+class PluginOptions:
+    """Validated option values, split by where they came from (for the precedence rules)."""
+
+    cli: dict[str, Any] = field(default_factory=dict)
+    ini: dict[str, Any] = field(default_factory=dict)
+    compare: str | None = None
+    compare_fail: tuple[str, ...] = ()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The CLI value, else the ini value, else ``default``."""
+        return self.cli.get(name, self.ini.get(name, default))
+
+    def settings_layers(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(ini, cli) mappings of CheckSettings keys; the model's own settings go between."""
+        def keyed(values: dict[str, Any]) -> dict[str, Any]:
+            return {OPTIONS_BY_NAME[n].key: v for n, v in values.items()
+                    if OPTIONS_BY_NAME[n].key is not None}
+        return keyed(self.ini), keyed(self.cli)
+
+
+def read_options(config: pytest.Config) -> PluginOptions:
+    """Parse and validate every rethink option; raise ``pytest.UsageError`` on a bad value."""
+    result = PluginOptions()
+    for opt in OPTIONS:
+        raw = config.getoption("rethink_" + opt.name)
+        if raw is not None:
+            result.cli[opt.name] = _parse(opt, raw, opt.flag)
+        raw_ini = config.getini(opt.ini)
+        if raw_ini not in (None, "", []):
+            result.ini[opt.name] = _parse(opt, raw_ini, f"ini option {opt.ini}")
+    compare = config.getoption("rethink_compare")
+    result.compare = compare.strip() if compare else None
+    fails = config.getoption("rethink_compare_fail") or config.getini("rethink_compare_fail") or []
+    result.compare_fail = tuple(str(f).strip() for f in fails if str(f).strip())
+    return result
+
+
+def validate_checks(names: tuple[str, ...], known: list[str], source: str) -> tuple[str, ...]:
+    """``names`` if every one is a known check, else a usage error listing the known ones."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise pytest.UsageError(f"{source}: unknown check(s) {', '.join(map(repr, unknown))}; "
+                                f"allowed: {', '.join(known)}")
+    return tuple(dict.fromkeys(names))

@@ -1,0 +1,124 @@
+"""The controller's end of the session: the JSON document, Figure 1 plots and baselines.
+
+Entries arrive as ``report.rethink`` on test reports (from this process or from xdist
+workers) and are gathered in ``RethinkState.entries``; everything here runs once, at
+``pytest_sessionfinish``, also after Ctrl-C (the document then holds what finished).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .state import RethinkState
+
+FIGURE_RUNS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+
+
+def add_entry(state: RethinkState, report: pytest.TestReport) -> None:
+    """Keep a report's rethink entry, keyed by node id (without xdist's ``@group`` suffix)."""
+    entry = dict(report.rethink)  # type: ignore[attr-defined]
+    nodeid = report.nodeid.split("@rethink:", 1)[0]
+    entry["nodeid"] = nodeid
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    entry["worker"] = getattr(gateway, "id", None)
+    state.entries[nodeid] = entry
+
+
+def session_settings(state: RethinkState) -> dict[str, Any]:
+    """The session-wide settings (ini and command line over the defaults), as JSON."""
+    from rethink_checks.checks import CheckSettings
+
+    ini, cli = state.options.settings_layers()
+    return CheckSettings.from_mapping({**ini, **cli}).to_dict()
+
+
+def document(state: RethinkState, interrupted: bool) -> dict[str, Any]:
+    """The session document of :mod:`rethink_checks.report` for the entries so far."""
+    from rethink_checks.report import session_document
+
+    settings = session_settings(state)
+    plugin = {"checks": list(state.cli_checks or state.ini_checks or state.known_checks),
+              "options": {**state.options.ini, **state.options.cli},
+              "interrupted": interrupted}
+    return session_document(list(state.entries.values()), settings, seed=settings.get("seed"),
+                            data=state.data_default, extra={"plugin": plugin})
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "model"
+
+
+def write_plots(state: RethinkState, out_dir: Path) -> list[Path]:
+    """Figure 1 panels per model (loss curves, relative time and test error against p)."""
+    from rethink_checks.plots import figure1
+
+    models: dict[str, dict[str, Any]] = {}
+    for entry in state.entries.values():
+        slot = models.setdefault(entry["model"], {"runs": {}, "rows": []})
+        for name, curves in (entry.get("curves") or {}).items():
+            if name in FIGURE_RUNS and curves:
+                slot["runs"].setdefault(name, {"curves": curves})
+        slot["rows"] = slot["rows"] or (entry.get("tables") or {}).get("sweep") or []
+    written: list[Path] = []
+    for model, slot in models.items():
+        written += figure1(slot["runs"], slot["rows"], out_dir, prefix=_slug(model) + "_",
+                           title=model)
+    return written
+
+
+def _compare(state: RethinkState, doc: dict[str, Any], storage: Path) -> None:
+    from rethink_checks.errors import RethinkError
+    from rethink_checks.report import compare_baseline, format_comparison, load_baseline
+
+    opts = state.options
+    name = opts.compare if opts.compare not in (None, "latest") else None
+    try:
+        baseline = load_baseline(name, root=storage, machine=doc["machine_id"])
+    except RethinkError as exc:
+        state.finish_lines.append(f"rethink compare: {exc}")
+        if opts.compare_fail:
+            state.compare_failures.append(str(exc))
+        return
+    rows, failures = compare_baseline(doc, baseline, opts.compare_fail)
+    state.finish_lines.append(f"rethink compare: against {baseline['baseline_path']}")
+    state.finish_lines.append(format_comparison(rows))
+    state.compare_failures += failures
+
+
+def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> None:
+    """Write the JSON, plots and baselines asked for; note what was written and what failed."""
+    opts = state.options
+    wants = any(opts.get(n) for n in ("json", "plots", "save")) or opts.compare or opts.compare_fail
+    if not wants:
+        return
+    doc = document(state, interrupted)
+    root = Path(config.rootpath)
+    if opts.get("json"):
+        from rethink_checks.report import write_json
+
+        path = write_json(doc, Path(config.invocation_params.dir) / opts.get("json"))
+        state.finish_lines.append(f"rethink: wrote {len(doc['items'])} item(s) to {path}")
+    if opts.get("plots") and state.entries:
+        try:
+            written = write_plots(state, Path(config.invocation_params.dir) / opts.get("plots"))
+        except Exception as exc:  # noqa: BLE001 - a plotting problem must not lose the session
+            state.finish_lines.append(f"rethink plots: not written: {type(exc).__name__}: {exc}")
+        else:
+            state.finish_lines.append(f"rethink: wrote {len(written)} plot(s) to "
+                                      f"{Path(opts.get('plots'))}")
+    storage = root / opts.get("storage", ".rethink")
+    if opts.compare or opts.compare_fail:
+        _compare(state, doc, storage)
+    if opts.get("save"):
+        from rethink_checks.report import save_baseline
+
+        if interrupted:
+            state.finish_lines.append("rethink: baseline not saved (the session was interrupted)")
+        else:
+            path = save_baseline(doc, opts.get("save"), root=storage)
+            state.finish_lines.append(f"rethink: saved baseline {path}")
+    for failure in state.compare_failures:
+        state.finish_lines.append(f"rethink compare-fail: {failure}")

@@ -1,0 +1,65 @@
+"""Per-session state of an active ``--rethink`` run: options, loaded data, run caches, entries.
+
+Exists only when ``--rethink`` is given (stored in ``config.stash``); without it the
+plugin has no state and does nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .options import PluginOptions
+
+STATE_KEY = pytest.StashKey["RethinkState"]()
+
+
+@dataclass
+class RethinkState:
+    """What one pytest process (controller or xdist worker) holds for the rethink checks."""
+
+    options: PluginOptions
+    known_checks: list[str]
+    is_worker: bool = False
+    generated: int = 0  # rethink items collected (controller under xdist: reported by workers)
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> JSON entry
+    data_cache: dict[str, Any] = field(default_factory=dict)
+    run_caches: dict[str, Any] = field(default_factory=dict)
+    finish_lines: list[str] = field(default_factory=list)  # printed in the terminal summary
+    compare_failures: list[str] = field(default_factory=list)
+
+    @property
+    def cli_checks(self) -> tuple[str, ...] | None:
+        return self.options.cli.get("checks")
+
+    @property
+    def ini_checks(self) -> tuple[str, ...] | None:
+        return self.options.ini.get("checks")
+
+    @property
+    def data_default(self) -> str:
+        return self.options.get("data", "digits")
+
+    def load_data(self, spec: Any) -> Any:
+        """The dataset for a spec (loaded once per process) or the Dataset itself."""
+        if not isinstance(spec, str):
+            return spec
+        if spec not in self.data_cache:
+            from rethink_checks.data import load
+
+            self.data_cache[spec] = load(spec)
+        return self.data_cache[spec]
+
+    def cache_for(self, model_key: str) -> Any:
+        """The RunCache of one model (module + fixture parameter) in this process."""
+        if model_key not in self.run_caches:
+            from rethink_checks.checks import RunCache
+
+            self.run_caches[model_key] = RunCache()
+        return self.run_caches[model_key]
+
+
+def get_state(config: pytest.Config) -> RethinkState | None:
+    """The session's state, or None when ``--rethink`` is off."""
+    return config.stash.get(STATE_KEY, None)
