@@ -170,7 +170,7 @@ class CheckSettings:
 
 def _fit_dict(fit: Any) -> dict[str, Any]:
     return {f.name: _jsonable(getattr(fit, f.name)) for f in dataclasses.fields(fit)
-            if f.name not in ("progress", "corruption")}
+            if f.name not in _FIT_RESERVED}
 
 
 def _fit_from_mapping(changes: Mapping[str, Any], fit: Any) -> Any:
@@ -312,6 +312,8 @@ def _spec(name: str, p: float, settings: CheckSettings) -> Any:
         return None
     from .corruptions import CorruptionSpec
 
+    if name not in ("partial_labels", "random_labels"):  # input randomizations take no p
+        return CorruptionSpec(name=name, seed=settings.seed)
     return CorruptionSpec(name=name, p=p, seed=settings.seed, mode=settings.label_mode,
                           corrupt_test_labels=settings.corrupt_test_labels)
 
