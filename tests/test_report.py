@@ -1,0 +1,253 @@
+"""Summary table, session JSON, machine id, baselines and compare-fail expressions."""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+from hypothesis import given, strategies as st
+
+from rethink_checks import report
+from rethink_checks.checks import CheckSettings
+from rethink_checks.errors import RethinkError
+from rethink_checks.report import (CompareFail, ReportError, compare_baseline, format_comparison,
+                                   format_table, load_baseline, machine_id, parse_compare_fail,
+                                   save_baseline, session_document, write_json)
+from rethink_checks.results import CheckResult
+
+MACHINE = {"platform": "Linux-6", "system": "Linux", "machine": "x86_64", "python": "3.12",
+           "cpu": "AMD EPYC 9654", "cpu_count": 2, "torch": "2.14.1", "cuda": None,
+           "gpu": None, "gpus": []}
+
+
+def result(check="true_labels", passed=True, **metrics):
+    base = {"train_accuracy": 1.0, "test_accuracy": 0.9, "epochs_to_fit": 8}
+    run = {"curves": {"epoch": [1, 2], "step": [10, 20], "train_loss": [2.0, 0.1]},
+           "cache_key": [check, 0.0, "k"]}
+    return CheckResult(check, passed, "train accuracy >= 1.0", "ok", {**base, **metrics},
+                       runs={check: run}, seconds=1.5)
+
+
+def doc_with(metrics_by_check, nodeid_prefix="test_m.py::rethink"):
+    items = [{"nodeid": f"{nodeid_prefix}[{check}]", "model": "mlp", "check": check,
+              "outcome": "passed", "result": result(check, **metrics)}
+             for check, metrics in metrics_by_check.items()]
+    return session_document(items, CheckSettings(seed=4), machine=MACHINE)
+
+
+# ---------------------------------------------------------------- table
+
+def test_table_has_one_row_per_item_verdicts_and_key_metrics():
+    rows = [
+        {"model": "mlp", "check": "true_labels", "outcome": "passed",
+         "metrics": {"train_accuracy": 1.0, "test_accuracy": 0.93, "epochs_to_fit": 9}, "seconds": 2.0},
+        {"model": "mlp", "check": "slowdown", "outcome": "failed",
+         "metrics": {"slowdown.max": 12.345, "epochs_to_fit.true_labels": 9}},
+        {"model": "cnn", "check": "regularizers", "outcome": "passed",
+         "metrics": {"gain": 0.0312, "test_accuracy_with": 0.95, "train_accuracy_without": 1.0}},
+        {"model": "cnn", "check": "partial_labels", "outcome": "passed",
+         "metrics": {"test_error@0": 0.05, "test_error@1": 0.9, "test_error@0.5": 0.4}},
+        {"model": "bad", "check": "true_labels", "outcome": "error", "metrics": {}},
+        {"model": "x", "check": "gaussian", "outcome": "skipped", "metrics": {}},
+    ]
+    text = format_table(rows)
+    lines = text.splitlines()
+    assert lines[0].split() == ["model", "check", "verdict", "train", "test", "epochs", "key", "s"]
+    body = lines[2:8]
+    assert [line.split()[2] for line in body] == ["PASS", "FAIL", "PASS", "PASS", "ERROR", "SKIP"]
+    assert "0.930" in body[0] and " 9 " in body[0] + " " and "2.0" in body[0]
+    assert "slowdown 12.35x" in body[1]
+    assert "gain +0.031" in body[2] and "0.950" in body[2]
+    assert "err 0.05->0.90" in body[3]
+    assert report.LEGEND in text and "PASS criterion met" in text
+
+
+def test_table_columns_line_up_and_legend_can_be_left_out():
+    rows = [{"model": "a-very-long-model-name", "check": "gaussian", "outcome": "passed",
+             "metrics": {"train_accuracy": 0.995}},
+            {"model": "m", "check": "random_labels", "outcome": "failed", "metrics": {}}]
+    text = format_table(rows, legend=False)
+    assert "legend" not in text
+    lines = text.splitlines()
+    starts = {line.index(word) for line, word in zip(lines[2:], ["gaussian", "random_labels"])}
+    assert len(starts) == 1  # the check column starts at the same offset in every row
+
+
+# ---------------------------------------------------------------- session document
+
+def test_session_document_holds_machine_settings_and_items():
+    doc = doc_with({"true_labels": {}, "random_labels": {"test_accuracy": 0.1}})
+    assert doc["schema"] == 1 and doc["version"] and doc["seed"] == 4
+    assert doc["machine"]["cpu"] == "AMD EPYC 9654" and doc["machine_id"] == machine_id(MACHINE)
+    assert doc["settings"]["fit"]["batch_size"] == 128
+    first = doc["items"][0]
+    assert first["nodeid"] == "test_m.py::rethink[true_labels]"
+    assert (first["model"], first["check"], first["outcome"]) == ("mlp", "true_labels", "passed")
+    assert first["metrics"]["epochs_to_fit"] == 8
+    assert first["curves"]["true_labels"]["train_loss"] == [2.0, 0.1]
+    assert first["criterion"] and first["seconds"] == 1.5
+    json.dumps(doc, allow_nan=False)
+
+
+def test_machine_info_describes_this_machine():
+    info = report.machine_info()
+    for key in ("platform", "cpu", "torch", "cuda", "gpu", "python"):
+        assert key in info
+    assert info["torch"]
+
+
+def test_write_json_is_strict_and_round_trips(tmp_path):
+    doc = doc_with({"true_labels": {"seconds": float("nan"), "ratio": math.inf}})
+    path = write_json(doc, tmp_path / "deep" / "out.json")
+    text = path.read_text()
+    loaded = json.loads(text)
+    assert "NaN" not in text and "Infinity" not in text
+    assert loaded["items"][0]["metrics"]["seconds"] is None
+    assert loaded["items"][0]["metrics"]["ratio"] is None
+    assert loaded["items"][0]["metrics"]["test_accuracy"] == 0.9
+
+
+def test_item_entry_from_an_error_without_result():
+    entry = report.item_entry("m::rethink[gaussian]", "m", "gaussian", "error",
+                              message="ModelError: wrong output shape")
+    assert entry["metrics"] == {} and entry["curves"] == {}
+    assert entry["message"] == "ModelError: wrong output shape"
+
+
+# ---------------------------------------------------------------- machine id and baselines
+
+def test_machine_id_is_a_slug_naming_cpu_gpu_and_torch():
+    mid = machine_id(MACHINE)
+    assert re.fullmatch(r"[a-z0-9-]+", mid)
+    assert "amd-epyc-9654" in mid and "nogpu" in mid and "torch2-14-1" in mid
+    gpu = machine_id({**MACHINE, "gpu": "NVIDIA H100 80GB HBM3"})
+    assert gpu != mid and "nvidia-h100" in gpu
+
+
+def test_save_numbers_baselines_and_load_finds_them(tmp_path):
+    doc = doc_with({"true_labels": {}})
+    first = save_baseline(doc, "before", root=tmp_path)
+    second = save_baseline(doc_with({"true_labels": {"epochs_to_fit": 9}}), "after", root=tmp_path)
+    assert first == tmp_path / machine_id(MACHINE) / "0001_before.json"
+    assert second.name == "0002_after.json"
+    mid = machine_id(MACHINE)
+    assert load_baseline(root=tmp_path, machine=mid)["items"][0]["metrics"]["epochs_to_fit"] == 9
+    for name in ("before", "0001", "0001_before", str(first)):
+        loaded = load_baseline(name, root=tmp_path, machine=mid)
+        assert loaded["items"][0]["metrics"]["epochs_to_fit"] == 8
+        assert loaded["baseline_path"] == str(first)
+
+
+def test_missing_baseline_lists_what_is_stored(tmp_path):
+    save_baseline(doc_with({"true_labels": {}}), "only", root=tmp_path)
+    with pytest.raises(ReportError, match="0001_only"):
+        load_baseline("other", root=tmp_path, machine=machine_id(MACHINE))
+    with pytest.raises(ReportError, match="stored for this machine: none"):
+        load_baseline(root=tmp_path / "empty", machine="m")
+
+
+@pytest.mark.parametrize("name", ["", "../up", "with space", "-dash", None])
+def test_bad_baseline_names_are_rejected(tmp_path, name):
+    with pytest.raises(ReportError, match="baseline name"):
+        save_baseline(doc_with({}), name, root=tmp_path)
+
+
+def test_unreadable_baseline_is_a_clear_error(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "0001_x.json").write_text("{not json")
+    with pytest.raises(ReportError, match="cannot read"):
+        load_baseline("x", root=tmp_path, machine="m")
+
+
+# ---------------------------------------------------------------- compare-fail
+
+@pytest.mark.parametrize("expr, parsed", [
+    ("random_labels.epochs_to_fit:25%", ("random_labels", "epochs_to_fit", 25.0, True, "+")),
+    ("true_labels.test_accuracy:0.02", ("true_labels", "test_accuracy", 0.02, False, "-")),
+    ("slowdown.slowdown.max:+1.5", ("slowdown", "slowdown.max", 1.5, False, "+")),
+    ("partial_labels.test_error@0.4:-.05", ("partial_labels", "test_error@0.4", 0.05, False, "-")),
+    ("regularizers.gain:0.1", ("regularizers", "gain", 0.1, False, "")),
+    (" gaussian.seconds:100% ", ("gaussian", "seconds", 100.0, True, "+")),
+])
+def test_parse_compare_fail(expr, parsed):
+    rule = parse_compare_fail(expr)
+    assert (rule.check, rule.metric, rule.limit, rule.relative, rule.direction) == parsed
+
+
+@pytest.mark.parametrize("expr", ["", "epochs_to_fit:25%", "random_labels.epochs_to_fit",
+                                  "random_labels.epochs_to_fit:", "random_labels.:5",
+                                  "random_labels.epochs_to_fit:abc", "a.b:5%%", "a.b:*5",
+                                  ".b:5", "a.b:5 %", None])
+def test_malformed_compare_fail_expressions(expr):
+    with pytest.raises(ReportError, match="CHECK.METRIC:LIMIT") as err:
+        parse_compare_fail(expr)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, RethinkError)
+
+
+@given(check=st.from_regex(r"[a-z_][a-z0-9_]{0,15}", fullmatch=True),
+       metric=st.from_regex(r"[a-z_][a-z0-9_.@]{0,20}", fullmatch=True),
+       limit=st.decimals(0, 1000, places=3, allow_nan=False, allow_infinity=False),
+       sign=st.sampled_from(["", "+", "-"]), pct=st.booleans())
+def test_parse_compare_fail_round_trips(check, metric, limit, sign, pct):
+    expr = f"{check}.{metric}:{sign}{limit}{'%' if pct else ''}"
+    rule = parse_compare_fail(expr)
+    assert (rule.check, rule.metric, rule.relative) == (check, metric, pct)
+    assert rule.limit == pytest.approx(float(limit))
+    if sign:
+        assert rule.direction == sign
+
+
+def test_compare_relative_limit_fails_on_slower_fit():
+    base = doc_with({"random_labels": {"epochs_to_fit": 20}})
+    slower = doc_with({"random_labels": {"epochs_to_fit": 26}})
+    rows, failures = compare_baseline(slower, base, ["random_labels.epochs_to_fit:25%"])
+    assert len(rows) == 1 and rows[0]["failed"] and rows[0]["change"] == 6
+    assert rows[0]["change_pct"] == pytest.approx(30.0)
+    assert len(failures) == 1 and "went from 20 to 26" in failures[0]
+    rows, failures = compare_baseline(doc_with({"random_labels": {"epochs_to_fit": 24}}), base,
+                                      ["random_labels.epochs_to_fit:25%"])
+    assert failures == [] and not rows[0]["failed"]
+    rows, failures = compare_baseline(doc_with({"random_labels": {"epochs_to_fit": 5}}), base,
+                                      ["random_labels.epochs_to_fit:25%"])
+    assert failures == []  # faster is never a regression
+
+
+def test_compare_absolute_limit_on_accuracy_drop():
+    base = doc_with({"true_labels": {"test_accuracy": 0.90}})
+    rule = "true_labels.test_accuracy:0.02"
+    assert compare_baseline(doc_with({"true_labels": {"test_accuracy": 0.85}}), base, [rule])[1]
+    assert not compare_baseline(doc_with({"true_labels": {"test_accuracy": 0.89}}), base, [rule])[1]
+    assert not compare_baseline(doc_with({"true_labels": {"test_accuracy": 0.99}}), base, [rule])[1]
+
+
+def test_compare_signed_and_undirected_limits():
+    base = doc_with({"regularizers": {"gain": 0.05}})
+    up, down = (doc_with({"regularizers": {"gain": g}}) for g in (0.20, -0.10))
+    assert compare_baseline(up, base, ["regularizers.gain:0.1"])[1]  # no sign: either way
+    assert compare_baseline(down, base, ["regularizers.gain:0.1"])[1]
+    assert compare_baseline(up, base, ["regularizers.gain:+0.1"])[1]
+    assert not compare_baseline(down, base, ["regularizers.gain:+0.1"])[1]
+    assert compare_baseline(down, base, ["regularizers.gain:-0.1"])[1]
+
+
+def test_compare_without_rules_lists_key_metrics_and_never_fails():
+    base = doc_with({"true_labels": {}, "random_labels": {}})
+    cur = doc_with({"true_labels": {"test_accuracy": 0.5}, "gaussian": {}})
+    rows, failures = compare_baseline(cur, base)
+    assert failures == []
+    assert {r["check"] for r in rows} == {"true_labels"}  # only items present in both
+    assert {r["metric"] for r in rows} == {"train_accuracy", "test_accuracy", "epochs_to_fit"}
+    table = format_comparison(rows)
+    assert "test_accuracy" in table and "-0.4" in table
+
+
+def test_compare_from_zero_baseline_and_fail_marker():
+    base = doc_with({"gaussian": {"seconds": 0.0}})
+    rows, failures = compare_baseline(doc_with({"gaussian": {"seconds": 1.0}}), base,
+                                      [CompareFail("gaussian.seconds:10%", "gaussian", "seconds",
+                                                   10.0, True, "+")])
+    assert failures and rows[0]["change_pct"] is None
+    assert "FAIL" in format_comparison(rows)
+    assert format_comparison([]) == "no metrics in common with the baseline"
