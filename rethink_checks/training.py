@@ -526,8 +526,9 @@ def _train(model: nn.Module, data: Any, config: FitConfig, device: torch.device,
         test = _Placed(data.test_x, data.test_y, device, nhwc=conv) if len(data.test_y) else None
         model.train()
         _probe(model, train, config.batch_size, data.num_classes, autocast)
-        if config.augment:
-            augment_images(train.view(train.x[:2]), torch.Generator().manual_seed(0))  # input check
+        if config.augment and data.train_x.dim() != 4:
+            raise ValueError(f"augment=True needs image inputs (N, C, H, W); got input shape "
+                             f"{tuple(data.train_x.shape)}")
         loop = _Loop(model, train, config, lr, autocast)
         if config.augment:
             loop.source = train.x.clone()
