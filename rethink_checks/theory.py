@@ -283,8 +283,9 @@ class KernelResult:
     bandwidth: float | None
     jitter: float
     solver: str  # "cholesky" or "eigh" (pseudo-inverse fallback when K + jitter*I is not PD)
-    seconds: float
-    solve_seconds: float
+    seconds: float  # wall clock of the whole call, Gram matrix and factorization included
+    gram_seconds: float  # building the training Gram matrix
+    solve_seconds: float  # factorizing it (shared by every labelling solved against it)
     device: str
     dtype: str
 
@@ -343,30 +344,137 @@ def _kernel(a: torch.Tensor, b: torch.Tensor, kernel: str, bandwidth: float | No
     return _sq_dists(a, b).mul_(-0.5 / bandwidth ** 2).exp_()
 
 
-def _predict(train_x: torch.Tensor, alpha: torch.Tensor, x: torch.Tensor, kernel: str,
-             bandwidth: float | None, rows: int = 4096) -> torch.Tensor:
-    """Class predictions argmax k(x, train_x) alpha, computed in row chunks."""
-    preds = [(_kernel(x[s:s + rows], train_x, kernel, bandwidth) @ alpha).argmax(1) for s in range(0, len(x), rows)]
-    return torch.cat(preds)
+def _check_options(kernel: str, bandwidth: float | None, jitter: float, solver: str) -> None:
+    if kernel not in ("rbf", "linear"):
+        raise ValueError(f"kernel: {kernel!r} is not supported (use 'rbf' or 'linear')")
+    if solver not in ("auto", "cholesky"):
+        raise ValueError(f"solver: {solver!r} is not supported (use 'auto' or 'cholesky')")
+    if isinstance(jitter, bool) or not (isinstance(jitter, (int, float)) and math.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"jitter: need a finite number >= 0, got {jitter!r}")
+    if bandwidth is not None and (isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float))
+                                  or not (math.isfinite(bandwidth) and bandwidth > 0)):
+        raise ValueError(f"bandwidth: need a finite number > 0 (or None for the median heuristic), got {bandwidth!r}")
 
 
-def _solve(k: torch.Tensor, y: torch.Tensor, jitter: float, solver: str) -> tuple[torch.Tensor, str]:
-    """alpha with (K + jitter I) alpha = Y: Cholesky, else (solver='auto') the eigh pseudo-inverse."""
-    k.diagonal().add_(jitter)
-    try:
-        chol, info = torch.linalg.cholesky_ex(k)
-        if int(info) == 0:
-            return torch.cholesky_solve(y, chol), "cholesky"
-        del chol
-        if solver == "cholesky":
-            raise DataError(f"kernel matrix (+ jitter={jitter:g}) is not positive definite (Cholesky failed at "
-                            f"column {int(info)}); raise jitter or use solver='auto' for the pseudo-inverse")
-        evals, evecs = torch.linalg.eigh(k)
-        cutoff = evals.abs().max() * len(k) * torch.finfo(k.dtype).eps
-        inv = torch.where(evals > cutoff, 1.0 / evals, torch.zeros_like(evals))
-        return evecs @ (inv[:, None] * (evecs.T @ y)), "eigh"
-    finally:
-        k.diagonal().sub_(jitter)
+def _oom(n: int, dev: torch.device, dtype: torch.dtype) -> DeviceError:
+    size = n * n * torch.finfo(dtype).bits / 8 / 2**30
+    return DeviceError(f"train_x: {n} points need a {n}x{n} kernel matrix ({size:.1f} GiB, twice that to "
+                       f"factor) which does not fit on {dev}; use fewer points")
+
+
+class KernelInterpolant:
+    """The Gram matrix of ``train_x`` built and factored once; any labelling is then one solve.
+
+    ``kernel``: "rbf" (k = exp(-||x - x'||^2 / (2 bandwidth^2)); bandwidth defaults to the median
+    pairwise distance of up to 2,000 training points, seeded) or "linear" (k = <x, x'>).
+    Inputs are flattened. ``jitter`` adds jitter * I to K before factoring. ``solver``:
+    "auto" (Cholesky; when K + jitter I is not positive definite, the pseudo-inverse from an
+    eigendecomposition, i.e. the minimum-norm least-squares solution) or "cholesky" (raise).
+    float32 is accepted on CUDA only, where it halves memory.
+    """
+
+    def __init__(self, train_x: Any, *, kernel: str = "rbf", bandwidth: float | None = None,
+                 jitter: float = 0.0, device: str = "auto", dtype: torch.dtype = torch.float64,
+                 solver: str = "auto") -> None:
+        started = time.perf_counter()
+        _check_options(kernel, bandwidth, jitter, solver)
+        self.device = _resolve_device(device)
+        if dtype not in (torch.float64, torch.float32) or (dtype == torch.float32 and self.device.type != "cuda"):
+            raise ValueError(f"dtype: need torch.float64 (float32 only on CUDA), got {dtype} on {self.device}")
+        self.x = _as_features(train_x, "train_x", dtype, self.device)
+        self.kernel, self.jitter, self.dtype = kernel, float(jitter), dtype
+        if kernel == "rbf" and bandwidth is None:
+            bandwidth = median_bandwidth(self.x)
+            if bandwidth <= 0:
+                raise DataError("train_x: all points coincide, so the median-heuristic bandwidth is 0; pass bandwidth")
+        self.bandwidth = float(bandwidth) if kernel == "rbf" else None
+        try:
+            self.gram = _kernel(self.x, self.x, kernel, self.bandwidth)
+            self._sync()
+            self.gram_seconds = time.perf_counter() - started
+            factor_start = time.perf_counter()
+            self.solver = self._factor(solver)
+            self._sync()
+        except torch.OutOfMemoryError as exc:
+            raise _oom(len(self.x), self.device, dtype) from exc
+        self.solve_seconds = time.perf_counter() - factor_start
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _factor(self, solver: str) -> str:
+        """Cholesky of K + jitter I, else (solver='auto') its eigendecomposition for the pseudo-inverse."""
+        k = self.gram
+        k.diagonal().add_(self.jitter)
+        try:
+            chol, info = torch.linalg.cholesky_ex(k)
+            if int(info) == 0:
+                self._chol = chol
+                return "cholesky"
+            del chol
+            if solver == "cholesky":
+                raise DataError(f"kernel matrix (+ jitter={self.jitter:g}) is not positive definite (Cholesky "
+                                f"failed at column {int(info)}); raise jitter or use solver='auto' for the pseudo-inverse")
+            evals, self._evecs = torch.linalg.eigh(k)
+            cutoff = evals.abs().max() * len(k) * torch.finfo(k.dtype).eps
+            self._inv_evals = torch.where(evals > cutoff, 1.0 / evals, torch.zeros_like(evals))
+            return "eigh"
+        finally:
+            k.diagonal().sub_(self.jitter)
+
+    def alpha(self, targets: torch.Tensor) -> torch.Tensor:
+        """Coefficients with (K + jitter I) alpha = targets (minimum-norm least squares if singular)."""
+        targets = targets.to(device=self.device, dtype=self.dtype)
+        if self.solver == "cholesky":
+            return torch.cholesky_solve(targets, self._chol)
+        return self._evecs @ (self._inv_evals[:, None] * (self._evecs.T @ targets))
+
+    def scores(self, x: torch.Tensor, alpha: torch.Tensor, rows: int = 4096) -> torch.Tensor:
+        """k(x, train_x) alpha for new inputs, in row chunks (never the whole test Gram matrix)."""
+        return torch.cat([_kernel(x[s:s + rows], self.x, self.kernel, self.bandwidth) @ alpha
+                          for s in range(0, len(x), rows)])
+
+    def interpolate_many(self, label_sets: dict[str, Any], test_x: Any = None, test_y: Any = None,
+                         num_classes: int | None = None) -> dict[str, KernelResult]:
+        """Fit several labellings of the same points (e.g. true and random) in one multi-column solve."""
+        started = time.perf_counter()
+        if (test_x is None) != (test_y is None):
+            raise ValueError("test_x, test_y: give both or neither")
+        n = len(self.x)
+        labels = {name: _as_labels(y, n, f"train_y[{name!r}]" if len(label_sets) > 1 else "train_y", self.device)
+                  for name, y in label_sets.items()}
+        xte = yte = None
+        if test_x is not None:
+            xte = _as_features(test_x, "test_x", self.dtype, self.device)
+            yte = _as_labels(test_y, len(xte), "test_y", self.device)
+            if xte.shape[1] != self.x.shape[1]:
+                raise DataError(f"test_x: {xte.shape[1]} features per example, train_x has {self.x.shape[1]}")
+        seen = max([int(y.max()) for y in labels.values()] + ([int(yte.max())] if yte is not None else [])) + 1
+        k = seen if num_classes is None else num_classes
+        if k < seen:
+            raise DataError(f"num_classes: {num_classes} but labels go up to {seen - 1}")
+        targets = torch.cat([torch.nn.functional.one_hot(y, k) for y in labels.values()], 1).to(self.dtype)
+        try:
+            alpha = self.alpha(targets)
+            fitted = self.gram @ alpha
+            test_scores = self.scores(xte, alpha) if xte is not None else None
+            self._sync()
+        except torch.OutOfMemoryError as exc:
+            raise _oom(n, self.device, self.dtype) from exc
+        results = {}
+        for i, (name, y) in enumerate(labels.items()):
+            cols = slice(i * k, (i + 1) * k)
+            results[name] = KernelResult(
+                train_error=float((fitted[:, cols].argmax(1) != y).double().mean()),
+                test_error=None if xte is None else float((test_scores[:, cols].argmax(1) != yte).double().mean()),
+                rkhs_norm=math.sqrt(max(float((alpha[:, cols] * fitted[:, cols]).sum()), 0.0)),
+                n_train=n, n_test=0 if xte is None else len(xte), num_classes=k, kernel=self.kernel,
+                bandwidth=self.bandwidth, jitter=self.jitter, solver=self.solver,
+                seconds=self.gram_seconds + self.solve_seconds + time.perf_counter() - started,
+                gram_seconds=self.gram_seconds, solve_seconds=self.solve_seconds, device=str(self.device),
+                dtype=str(self.dtype).replace("torch.", ""))
+        return results
 
 
 def kernel_interpolate(train_x: Any, train_y: Any, test_x: Any = None, test_y: Any = None, *,
@@ -375,66 +483,14 @@ def kernel_interpolate(train_x: Any, train_y: Any, test_x: Any = None, test_y: A
                        dtype: torch.dtype = torch.float64, solver: str = "auto") -> KernelResult:
     """Fit one-hot labels with the minimum-norm kernel interpolant (solve K alpha = Y) and score it.
 
-    ``kernel``: "rbf" (k = exp(-||x - x'||^2 / (2 bandwidth^2)); bandwidth defaults to the median
-    pairwise distance of up to 2,000 training points) or "linear" (k = <x, x'>). Inputs are
-    flattened. ``jitter`` adds jitter * I to K. ``solver``: "auto" (Cholesky, falling back to an
-    eigendecomposition pseudo-inverse when K is not positive definite) or "cholesky" (raise).
-    float32 is accepted only on CUDA, where it halves memory.
+    Options as in :class:`KernelInterpolant`; the training error is 0 whenever K (+ jitter I)
+    is nonsingular, the RKHS norm is sqrt(trace(alpha^T K alpha)).
     """
-    started = time.perf_counter()
-    if kernel not in ("rbf", "linear"):
-        raise ValueError(f"kernel: {kernel!r} is not supported (use 'rbf' or 'linear')")
-    if solver not in ("auto", "cholesky"):
-        raise ValueError(f"solver: {solver!r} is not supported (use 'auto' or 'cholesky')")
-    if not (isinstance(jitter, (int, float)) and math.isfinite(jitter) and jitter >= 0):
-        raise ValueError(f"jitter: need a finite number >= 0, got {jitter!r}")
-    if bandwidth is not None and not (math.isfinite(bandwidth) and bandwidth > 0):
-        raise ValueError(f"bandwidth: need a finite number > 0 (or None for the median heuristic), got {bandwidth!r}")
-    dev = _resolve_device(device)
-    if dtype not in (torch.float64, torch.float32) or (dtype == torch.float32 and dev.type != "cuda"):
-        raise ValueError(f"dtype: need torch.float64 (float32 only on CUDA), got {dtype} on {dev}")
     if (test_x is None) != (test_y is None):
         raise ValueError("test_x, test_y: give both or neither")
-    xtr = _as_features(train_x, "train_x", dtype, dev)
-    ytr = _as_labels(train_y, len(xtr), "train_y", dev)
-    xte = yte = None
-    if test_x is not None:
-        xte = _as_features(test_x, "test_x", dtype, dev)
-        yte = _as_labels(test_y, len(xte), "test_y", dev)
-        if xte.shape[1] != xtr.shape[1]:
-            raise DataError(f"test_x: {xte.shape[1]} features per example, train_x has {xtr.shape[1]}")
-    seen = int(ytr.max()) + 1 if yte is None else max(int(ytr.max()), int(yte.max())) + 1
-    k_classes = seen if num_classes is None else num_classes
-    if k_classes < seen:
-        raise DataError(f"num_classes: {num_classes} but labels go up to {seen - 1}")
-    if kernel == "rbf" and bandwidth is None:
-        bandwidth = median_bandwidth(xtr)
-        if bandwidth <= 0:
-            raise DataError("train_x: all points coincide, so the median-heuristic bandwidth is 0; pass bandwidth")
-    targets = torch.nn.functional.one_hot(ytr, k_classes).to(dtype)
-    try:
-        gram = _kernel(xtr, xtr, kernel, bandwidth)
-        solve_start = time.perf_counter()
-        alpha, used = _solve(gram, targets, float(jitter), solver)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        solve_seconds = time.perf_counter() - solve_start
-        fitted = gram @ alpha
-        train_error = float((fitted.argmax(1) != ytr).double().mean())
-        rkhs = math.sqrt(max(float((alpha * fitted).sum()), 0.0))
-        del gram, fitted
-        test_error = None
-        if xte is not None:
-            test_error = float((_predict(xtr, alpha, xte, kernel, bandwidth) != yte).double().mean())
-    except torch.OutOfMemoryError as exc:
-        raise DeviceError(f"train_x: {len(xtr)} points need a {len(xtr)}x{len(xtr)} kernel matrix "
-                          f"({len(xtr) ** 2 * xtr.element_size() / 2**30:.1f} GiB, twice that to factor) "
-                          f"which does not fit on {dev}; use fewer points") from exc
-    return KernelResult(
-        train_error=train_error, test_error=test_error, rkhs_norm=rkhs, n_train=len(xtr),
-        n_test=0 if xte is None else len(xte), num_classes=k_classes, kernel=kernel,
-        bandwidth=bandwidth, jitter=float(jitter), solver=used, seconds=time.perf_counter() - started,
-        solve_seconds=solve_seconds, device=str(dev), dtype=str(dtype).replace("torch.", ""))
+    model = KernelInterpolant(train_x, kernel=kernel, bandwidth=bandwidth, jitter=jitter, device=device,
+                              dtype=dtype, solver=solver)
+    return model.interpolate_many({"labels": train_y}, test_x, test_y, num_classes)["labels"]
 
 
 # --------------------------------------------------------------------------- check
@@ -461,7 +517,7 @@ def check_expressivity(model_factory: Any, data: Any, settings: Any, cache: Any 
     started = time.perf_counter()
     seed = int(getattr(settings, "seed", 0))
     train_size = getattr(settings, "train_size", None)
-    if train_size is not None:
+    if train_size is not None and train_size < len(data.train_x):
         data = data.subset(train_size, seed=seed)
     noisy = CorruptionSpec(name="random_labels", seed=seed).apply(data)
     z = noisy.train_x.reshape(len(noisy.train_x), -1).detach().cpu().to(torch.float64)

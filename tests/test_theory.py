@@ -186,8 +186,8 @@ def test_kernel_interpolant_matches_numpy_solve(kernel, bandwidth):
     gram_alpha = np.eye(4)[y]  # K alpha = Y, so alpha^T K alpha = alpha^T Y
     assert res.train_error == 0.0 and res.solver == "cholesky"
     assert res.rkhs_norm == pytest.approx(np.sqrt((alpha * gram_alpha).sum()), rel=1e-8)
-    got_alpha, _ = theory._solve(theory._kernel(torch.tensor(x), torch.tensor(x), kernel, bw),
-                                 torch.tensor(np.eye(4)[y]), 0.0, "auto")
+    got_alpha = theory.KernelInterpolant(torch.tensor(x), kernel=kernel, bandwidth=bw, device="cpu"
+                                         ).alpha(torch.tensor(np.eye(4)[y]))
     np.testing.assert_allclose(got_alpha.numpy(), alpha, rtol=1e-7, atol=1e-9)
 
 
@@ -293,3 +293,16 @@ def test_check_expressivity_drops_duplicate_points(digits):
                          train_y=torch.cat([digits.train_y[:50], digits.train_y[:10]]))
     result = check_expressivity(lambda: torch.nn.Linear(64, 10), dup, SimpleNamespace(seed=0, train_size=None))
     assert result.passed and result.metrics["duplicates_dropped"] == 10 and result.metrics["n"] == 50
+
+
+def test_interpolate_many_matches_separate_solves(digits):
+    x, y = digits.train_x[:300], digits.train_y[:300]
+    noisy = torch.randint(0, 10, (300,), generator=torch.Generator().manual_seed(1))
+    model = theory.KernelInterpolant(x, device="cpu")
+    both = model.interpolate_many({"true": y, "random": noisy}, digits.test_x, digits.test_y)
+    for name, labels in (("true", y), ("random", noisy)):
+        alone = kernel_interpolate(x, labels, digits.test_x, digits.test_y, device="cpu", num_classes=10)
+        assert both[name].test_error == alone.test_error and both[name].train_error == 0.0
+        assert both[name].rkhs_norm == pytest.approx(alone.rkhs_norm, rel=1e-9)
+    with pytest.raises(DataError, match=r"train_y\['random'\]: need one integer label"):
+        model.interpolate_many({"true": y, "random": noisy[:10]})
