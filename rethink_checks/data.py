@@ -237,10 +237,11 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as fh:
             batch = pickle.load(fh, encoding="latin1")
+        batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch.get("labels", batch.get("fine_labels")), dtype=np.int64)
         images = data.reshape(len(data), 3, 32, 32)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DataError(f"load_cifar10: {path} is not a readable CIFAR-10 batch "
                         f"(a pickled dict with 'data' N x 3072 and 'labels'): {exc}") from None
     if len(labels) != len(images):
@@ -363,12 +364,12 @@ def _is_image(name: str) -> bool:
 
 def _decode(data: bytes, where: str) -> np.ndarray:
     """One encoded image as a (C, H, W) uint8 array (torchvision's decoders, PIL as fallback)."""
-    from torchvision.io import decode_image
+    try:  # torchvision's decoders are the fastest here; they are deprecated, so PIL stays the fallback
+        from torchvision.io import decode_image
 
-    try:
         img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8)).numpy()
         return img[0] if img.ndim == 4 else img  # animated GIF: first frame
-    except (RuntimeError, ValueError):
+    except (ImportError, RuntimeError, ValueError):
         pass
     try:
         from PIL import Image
@@ -512,7 +513,10 @@ def _decode_splits(entries: dict[str, dict[str, list]], classes: list[str]) -> d
             for entry in entries[split].get(cls, []):
                 items.append((str(entry), entry) if isinstance(entry, Path) else entry)
                 labels.append(label)
-        decoded[split] = (_decode_all(items, workers), [w for w, _ in items], np.asarray(labels, dtype=np.int64))
+        with warnings.catch_warnings():  # torchvision >= 0.29 warns on every decode call
+            warnings.filterwarnings("ignore", message="The image decoding and encoding", category=DeprecationWarning)
+            images = _decode_all(items, workers)
+        decoded[split] = (images, [w for w, _ in items], np.asarray(labels, dtype=np.int64))
     all_channels = {img.shape[0] for imgs, _, _ in decoded.values() for img in imgs}
     channels = 3 if any(c >= 3 for c in all_channels) else 1
     out = {}
