@@ -594,7 +594,7 @@ def check_capacity(model_factory: Callable, data: "Dataset", settings: CheckSett
     """Effective capacity search (rethink_checks.capacity, imported when run)."""
     from .capacity import check_capacity as impl
 
-    return impl(model_factory, data, settings, cache)
+    return impl(model_factory, _prepared(data, settings), settings, cache)
 
 
 def check_expressivity(model_factory: Callable, data: "Dataset", settings: CheckSettings,
@@ -602,7 +602,7 @@ def check_expressivity(model_factory: Callable, data: "Dataset", settings: Check
     """Theorem 1 and min-norm interpolation (rethink_checks.theory, imported when run)."""
     from .theory import check_expressivity as impl
 
-    return impl(model_factory, data, settings, cache)
+    return impl(model_factory, _prepared(data, settings), settings, cache)
 
 
 CHECKS: dict[str, Callable[..., CheckResult]] = {

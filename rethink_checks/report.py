@@ -31,15 +31,16 @@ SCHEMA_VERSION = 1
 DEFAULT_ROOT = ".rethink"
 VERDICTS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
-LEGEND = (
-    "legend: PASS criterion met | FAIL criterion missed | ERROR model or input unusable | "
-    "SKIP not run\n"
-    "        train/test = final train/test accuracy of the check's fit | "
-    "epochs = epochs to reach the threshold\n"
-    "        key: slowdown = worst (epochs to fit a randomization / epochs to fit true labels); "
-    "gain = test accuracy with regularizers - without; err = test error at lowest -> highest p\n"
-    "        s = seconds the check took (cached fits cost nothing)"
-)
+LEGEND = "\n".join([
+    "legend: PASS criterion met, FAIL criterion missed, ERROR model or input unusable, SKIP not run",
+    "  train, test  final train / test accuracy of the check's fit",
+    "  epochs       epochs until train accuracy reached the check's threshold",
+    "  key          slowdown: worst epochs-to-fit ratio, randomization / true labels",
+    "               gain: test accuracy with regularizers minus without",
+    "               err: test error at the lowest -> highest corruption p",
+    "               n*: effective capacity; residual: Theorem 1 fit residual",
+    "  s            seconds the check took (fits reused from other checks cost nothing)",
+])
 
 
 class ReportError(RethinkError, ValueError):
@@ -69,9 +70,10 @@ def _key_metric(check: str, m: Mapping[str, Any]) -> str:
         if errs:
             errs.sort()
             return f"err {errs[0][1]:.2f}->{errs[-1][1]:.2f}"
-    for name in ("capacity", "effective_capacity", "max_residual"):
-        if m.get(name) is not None:
-            return f"{name} {_num(m[name], '.4g')}"
+    if check == "capacity" and m.get("n_star") is not None:
+        return f"n* {m['n_star']}"
+    if check == "expressivity" and m.get("residual") is not None:
+        return f"residual {m['residual']:.1e}"
     return ""
 
 
