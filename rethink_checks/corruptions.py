@@ -193,14 +193,17 @@ def shuffle_pixels(images: torch.Tensor, *, seed: int,
 def random_pixels(images: torch.Tensor, *, seed: int) -> torch.Tensor:
     """Apply an independent random permutation of pixel positions to each image.
 
-    One vectorized operation: a stable argsort of an (N, H*W) matrix of uniform keys
-    (drawn on the CPU, sorted on the input's device) followed by one gather; a pixel's
-    channels move together. A single (C, H, W) image is treated as a batch of one.
+    One vectorized operation: a stable argsort of an (N, H*W) matrix of uniform 63-bit
+    integer keys (drawn on the CPU, sorted on the input's device; ties are so rare the
+    permutations are uniform, and the stable sort makes them identical on every device)
+    followed by one gather; a pixel's channels move together. A single (C, H, W) image
+    is treated as a batch of one.
     """
     images, seed = _check_images(images), _check_seed(seed)
     batch = images if images.dim() == 4 else images.unsqueeze(0)
     n, c, h, w = batch.shape
-    keys = torch.rand(n, h * w, generator=_generator(seed)).to(images.device)
+    keys = torch.randint(0, 2**63 - 1, (n, h * w), generator=_generator(seed))
+    keys = keys.to(images.device)
     perms = keys.argsort(dim=1, stable=True)
     out = batch.flatten(2).gather(2, perms.unsqueeze(1).expand(n, c, h * w))
     return out.reshape(images.shape)
