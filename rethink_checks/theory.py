@@ -325,7 +325,10 @@ def _as_labels(y: Any, n: int, name: str, device: torch.device) -> torch.Tensor:
 
 
 def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T).clamp_min_(0)
+    """Pairwise squared distances, built in place: one len(a) x len(b) buffer at peak."""
+    out = a @ b.T
+    out.mul_(-2).add_((a * a).sum(1)[:, None]).add_((b * b).sum(1)[None, :])
+    return out.clamp_min_(0)
 
 
 def median_bandwidth(x: torch.Tensor, max_points: int = 2000, seed: int = 0) -> float:
