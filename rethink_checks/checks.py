@@ -338,12 +338,21 @@ def _get_run(name: str, p: float, model_factory: Callable, data: "Dataset",
     base = name.split(":")[-1]
     config = config if config is not None else settings.fit
     config = dataclasses.replace(config, corruption=_spec(base, float(p), settings),
-                                 target_accuracy=_target(name, settings))
+                                 target_accuracy=_target(name, settings),
+                                 progress=_labelled(config.progress, name, float(p)))
     run = _fit(model_factory, data, config)
     if cache is not None:
         cache.misses += 1
         cache[key] = run
     return run, key
+
+
+def _labelled(progress: Callable[[dict], None] | None, name: str,
+              p: float) -> Callable[[dict], None] | None:
+    """The progress callback with each epoch row tagged by the run it belongs to."""
+    if progress is None:
+        return None
+    return lambda row: progress({**row, "run": name, "p": p})
 
 
 def _epochs_to(run: FitResult, threshold: float) -> tuple[int | None, int | None]:

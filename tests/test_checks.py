@@ -473,3 +473,30 @@ def test_seed_from_ignores_runs_without_cache_key():
     assert cache.seed_from([{**run, "cache_key": ["true_labels", 0, "k"]}]) == 1
     assert isinstance(cache[("true_labels", 0.0, "k")], FitResult)
     assert math.isclose(cache[("true_labels", 0.0, "k")].train_accuracy, 1.0)
+
+
+def test_progress_rows_name_their_run(digits):
+    rows = []
+    s = CheckSettings.from_mapping({**TINY, "max_epochs": 2, "partial_levels": [0.5]})
+    s = CheckSettings(**{**s.__dict__, "fit": training.FitConfig(
+        **{**s.fit.__dict__, "progress": rows.append})})
+    run_check("partial_labels", factory_for(digits, width=8), digits, s)
+    assert {(r["run"], r["p"]) for r in rows} == {("partial_labels", 0.5), ("true_labels", 0.0)}
+    assert all("epoch" in r for r in rows)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_checks_on_the_gpu_fast_path(digits):
+    s = CheckSettings.from_mapping({**TINY, "device": "cuda"})
+    cache = RunCache()
+    results = {name: run_check(name, factory_for(digits), digits, s, cache)
+               for name in ["true_labels", *MEMORIZATION, "partial_labels", "slowdown"]}
+    assert cache.misses == 6 and cache.hits == 7  # one fit per randomization plus p=0.5
+    for name, res in results.items():
+        assert res.passed, (name, res.message)
+    assert results["true_labels"].metrics["device"].startswith("cuda")
+    assert results["random_labels"].metrics["test_accuracy"] < 0.25
+    reg = run_check("regularizers", lambda: DropoutMLP(digits), digits,
+                    s.updated(regularizers=["weight_decay", "dropout"]))
+    assert reg.metrics["fitted_without"] and isinstance(reg.metrics["gain"], float)

@@ -251,3 +251,11 @@ def test_compare_from_zero_baseline_and_fail_marker():
     assert failures and rows[0]["change_pct"] is None
     assert "FAIL" in format_comparison(rows)
     assert format_comparison([]) == "no metrics in common with the baseline"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_machine_id_names_the_gpu():
+    info = report.machine_info()
+    assert info["gpu"] and info["cuda"]
+    assert re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower()).strip("-") in machine_id(info)
