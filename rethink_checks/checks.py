@@ -133,6 +133,9 @@ class CheckSettings:
         if unknown:
             raise SettingsError(f"unknown settings key(s) {unknown}; allowed: "
                                 f"{', '.join(cls.allowed_keys())}")
+        own_types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        mapping = {k: _coerce(own_types[k], v) if k in own_types else v
+                   for k, v in mapping.items()}
         fit_changes = {k: v for k, v in mapping.items() if k in fit_names and k not in own}
         nested = mapping.pop("fit", None)
         fit = base.fit
@@ -173,12 +176,31 @@ def _fit_dict(fit: Any) -> dict[str, Any]:
             if f.name not in _FIT_RESERVED}
 
 
+def _coerce(annotation: str, value: Any) -> Any:
+    """Strings from ini files or the command line, converted by the field's annotation."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    kinds = [k.strip() for k in annotation.split("|")]
+    if "None" in kinds and text.lower() in ("none", "null", ""):
+        return None
+    for kind, convert in (("bool", lambda t: _as_bool("value", t)), ("int", int), ("float", float)):
+        if kind in kinds:
+            try:
+                return convert(text)
+            except (ValueError, SettingsError):
+                return value  # left as given: validation names the field and the value
+    return value
+
+
 def _fit_from_mapping(changes: Mapping[str, Any], fit: Any) -> Any:
     changes = {str(k).replace("-", "_"): v for k, v in dict(changes).items()}
-    allowed = [f.name for f in dataclasses.fields(fit) if f.name not in _FIT_RESERVED]
+    fields_ = {f.name: str(f.type) for f in dataclasses.fields(fit) if f.name not in _FIT_RESERVED}
+    allowed = list(fields_)
     unknown = sorted(k for k in changes if k not in allowed)
     if unknown:
         raise SettingsError(f"unknown fit key(s) {unknown}; allowed: {', '.join(allowed)}")
+    changes = {k: _coerce(fields_[k], v) for k, v in changes.items()}
     if not changes:
         return fit
     try:

@@ -435,6 +435,12 @@ def test_strings_from_ini_files_are_coerced():
                                     "corrupt_test_labels": "true", "train_size": "100"})
     assert s.partial_levels == (0.0, 0.5, 1.0) and s.regularizers == ("dropout",)
     assert s.corrupt_test_labels is True and s.train_size == 100
+    s = CheckSettings.from_mapping({"lr": "0.1", "max_epochs": "7", "fast": "false",
+                                    "max_seconds": "none", "fit_threshold": "0.95", "seed": "3"})
+    assert (s.fit.lr, s.fit.max_epochs, s.fit.fast, s.fit.max_seconds) == (0.1, 7, False, None)
+    assert (s.fit_threshold, s.seed, s.fit.seed) == (0.95, 3, 3)
+    with pytest.raises(SettingsError, match="max_epochs='many'"):
+        CheckSettings.from_mapping({"max_epochs": "many"})
 
 
 def test_key_tracks_fits_not_criteria():
