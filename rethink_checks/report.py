@@ -414,7 +414,22 @@ def compare_baseline(current: Mapping[str, Any], baseline: Mapping[str, Any],
                                     f"{cur:.6g} (worse by {worse:.4g}{unit} > {rule.limit:g}"
                                     f"{unit}; rule {rule.expr})")
             rows.append(row)
+    failures += _unmatched(parsed, current, rows)
     return rows, failures
+
+
+def _unmatched(rules: list[CompareFail], current: Mapping[str, Any], rows: list[dict]) -> list[str]:
+    """Rules naming a metric that the current items of their check do not have (a typo)."""
+    used = {(r["check"], r["metric"]) for r in rows}
+    out = []
+    for rule in rules:
+        items = [i for i in current.get("items", []) if i.get("check") == rule.check]
+        known = sorted({k for i in items for k in (i.get("metrics") or {})})
+        if (rule.check, rule.metric) in used or not known or rule.metric in known:
+            continue
+        out.append(f"rule {rule.expr}: check {rule.check} has no metric {rule.metric!r} "
+                   f"(its metrics: {', '.join(known)})")
+    return out
 
 
 compare = compare_baseline

@@ -259,3 +259,12 @@ def test_machine_id_names_the_gpu():
     info = report.machine_info()
     assert info["gpu"] and info["cuda"]
     assert re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower()).strip("-") in machine_id(info)
+
+
+def test_compare_rule_with_a_misspelt_metric_fails_naming_the_known_ones():
+    base = doc_with({"random_labels": {}})
+    rows, failures = compare_baseline(doc_with({"random_labels": {}}), base,
+                                      ["random_labels.epoch_to_fit:25%", "gaussian.seconds:10%"])
+    assert rows == []
+    assert len(failures) == 1  # gaussian did not run: nothing to compare, no failure
+    assert "no metric 'epoch_to_fit'" in failures[0] and "epochs_to_fit" in failures[0]
