@@ -334,7 +334,7 @@ class _Loop:
         self.full_steps, self.tail = divmod(self.n, self.batch)
         self.steps_per_epoch = self.full_steps + (1 if self.tail else 0)
         self.source = train.x  # replaced by an augmented copy each epoch when augment is on
-        self.perm = torch.zeros(self.n, dtype=torch.int64, device=device)
+        self.perm = torch.arange(self.n, device=device)
         self.base = torch.zeros((), dtype=torch.int64, device=device)
         self.offsets = torch.arange(self.batch, device=device)
         self.tail_positions = torch.arange(self.full_steps * self.batch, self.n, device=device)
@@ -391,8 +391,10 @@ class _Graphs:
         try:
             self.full = self._capture(True) if loop.full_steps else None
             self.tail = self._capture(False) if loop.tail else None
+        except torch.cuda.OutOfMemoryError:
+            raise
         except Exception as err:
-            raise _CaptureFailed(err.__cause__ or err) from err
+            raise _CaptureFailed(_root_cause(err)) from err
 
     def _capture(self, full: bool) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
@@ -405,6 +407,15 @@ class _Graphs:
             self.full.replay()
         if self.tail is not None:
             self.tail.replay()
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    """The first exception of a chain (capture_end's error hides the one that broke the capture)."""
+    seen = {id(err)}
+    while (inner := err.__cause__ or err.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        err = inner
+    return err
 
 
 def _eager_epoch(loop: _Loop) -> None:
@@ -518,6 +529,12 @@ def _train(model: nn.Module, data: Any, config: FitConfig, device: torch.device,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     conv = device.type == "cuda" and _is_conv(model)
+    with torch.cuda.device(device) if device.type == "cuda" else nullcontext():
+        return _train_on(model, data, config, device, lr, started, precision, autocast, conv)
+
+
+def _train_on(model, data, config, device, lr, started, precision, autocast, conv) -> FitResult:
+    """Place model and data, probe, capture (or not), run the epochs; OOM becomes a DeviceError."""
     try:
         model.to(device)
         if conv:
