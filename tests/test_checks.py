@@ -506,3 +506,22 @@ def test_checks_on_the_gpu_fast_path(digits):
     reg = run_check("regularizers", lambda: DropoutMLP(digits), digits,
                     s.updated(regularizers=["weight_decay", "dropout"]))
     assert reg.metrics["fitted_without"] and isinstance(reg.metrics["gain"], float)
+
+
+@given(accs=st.lists(st.one_of(st.none(), st.floats(0.0, 1.0)), min_size=1, max_size=30),
+       threshold=st.floats(0.01, 1.0), steps_per_epoch=st.integers(1, 50))
+def test_epochs_to_threshold_is_the_first_epoch_reaching_it(accs, threshold, steps_per_epoch):
+    run = fake_run(3)
+    run.curves = {"epoch": list(range(1, len(accs) + 1)), "train_accuracy": accs,
+                  "step": [steps_per_epoch * e for e in range(1, len(accs) + 1)]}
+    hits = [e for e, a in enumerate(accs, start=1) if a is not None and a >= threshold]
+    expected = (hits[0], hits[0] * steps_per_epoch) if hits else (None, None)
+    assert checks._epochs_to(run, threshold) == expected
+
+
+def test_epochs_to_threshold_falls_back_to_the_run_without_curves():
+    run = fake_run(3)
+    run.curves = {}
+    assert checks._epochs_to(run, 0.99) == (3, 30)
+    run.train_accuracy = 0.5
+    assert checks._epochs_to(run, 0.99) == (None, None)
