@@ -355,3 +355,52 @@ def test_result_round_trips_through_json(small):
 def test_package_exports_fit():
     assert rethink_checks.fit is fit and rethink_checks.FitConfig is FitConfig
     assert FitConfig().to_dict()["batch_size"] == 128
+
+
+# ---------------------------------------------------------------- conv models, splits, warm-up undo
+
+def test_small_inception_trains_on_cpu_and_loses_its_batch_norm():
+    from rethink_checks.models import small_inception
+
+    gen = torch.Generator().manual_seed(0)
+    data = Dataset(torch.randn(40, 3, 16, 16, generator=gen), torch.randint(0, 10, (40,), generator=gen),
+                   torch.randn(8, 3, 16, 16, generator=gen), torch.randint(0, 10, (8,), generator=gen),
+                   num_classes=10, name="noise")
+    make = lambda: small_inception((3, 16, 16), 10)  # noqa: E731
+    bns = sum(isinstance(m, nn.BatchNorm2d) for m in make().modules())
+    result = fit(make, data, max_epochs=1, batch_size=16, regularizers="none", augment=True)
+    assert result.epochs == 1 and result.steps == 3 and result.curves["train_loss"][0] is not None
+    assert len([r for r in result.removed if r.startswith("batchnorm:")]) == bns > 0
+    assert "augment" in result.removed
+
+
+def test_empty_test_split_gives_no_test_accuracy(small):
+    no_test = small.replace(test_x=small.test_x[:0], test_y=small.test_y[:0])
+    result = fit(factory(small), no_test, max_epochs=2)
+    assert result.test_accuracy is None and result.best_test_accuracy is None
+    assert result.curves["test_accuracy"] == [None, None]
+
+
+def test_dropout_models_are_deterministic_too(small):
+    make = lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.5),  # noqa: E731
+                                 nn.Linear(64, 10))
+    a, b = (fit(make, small, max_epochs=2, seed=5) for _ in range(2))
+    assert a.curves["train_loss"] == b.curves["train_loss"]
+
+
+def test_warm_up_steps_are_undone(small, monkeypatch):
+    """The GPU path warms up with real steps before capture; _restore must undo all of them."""
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    train = training._Placed(small.train_x, small.train_y, torch.device("cpu"), nhwc=False)
+    loop = training._Loop(model, train, FitConfig(weight_decay=1e-3), 0.1, lambda: training.nullcontext())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(training.WARMUP_STEPS):  # as _Graphs warms up
+        loop.base.zero_()
+        loop.step(True)
+        loop.step(False)
+    assert not torch.equal(model[1].weight, before["1.weight"])
+    training._restore(loop, before, drop_grads=True)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(not b.any() for b in loop.bufs) and loop.base.item() == 0 and loop.loss_sum.item() == 0
+    assert all(p.grad is None for p in loop.params)
