@@ -383,7 +383,7 @@ class CorruptionSpec:
     def __post_init__(self) -> None:
         if self.name not in RANDOMIZATIONS:
             raise DataError(f"name must be one of {RANDOMIZATIONS}, got {self.name!r}")
-        _check_seed(self.seed)
+        object.__setattr__(self, "seed", _check_seed(self.seed))  # numpy ints -> int (JSON)
         _check_mode(self.mode)
         for flag in ("corrupt_test_labels", "per_channel"):
             if not isinstance(getattr(self, flag), bool):

@@ -1,6 +1,7 @@
 """Property tests for the randomizations (rethink_checks.corruptions) using the public strategies."""
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -185,6 +186,26 @@ def test_same_seed_identical_and_input_untouched(x, seed, kind):
 def test_different_seeds_differ(x, seed, kind):
     f = PIXEL_FUNCS[kind]
     assert not torch.equal(f(x, seed=seed), f(x, seed=seed + 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int16, torch.int32,
+                                   torch.int64, torch.int8])
+@pytest.mark.parametrize("kind", sorted(PIXEL_FUNCS))
+def test_other_dtypes_preserved(dtype, kind):
+    x = (torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(0)) * 100).to(dtype)
+    out = PIXEL_FUNCS[kind](x, seed=np.int64(3))  # numpy integers are valid seeds
+    assert out.dtype == dtype and out.shape == x.shape
+    if kind != "gaussian":
+        assert torch.equal(out.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+
+
+def test_numpy_scalars_are_accepted_for_p_and_classes():
+    y = torch.arange(20) % 4
+    assert torch.equal(corrupt_labels(y, np.float32(0.5), np.int64(4), seed=np.uint32(7)),
+                       corrupt_labels(y, 0.5, 4, seed=7))
+    spec = CorruptionSpec("partial_labels", p=np.float64(0.25), seed=np.int64(3))
+    assert spec.p == 0.25 and type(spec.p) is float and type(spec.seed) is int
+    assert CorruptionSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
 
 # ----------------------------------------------------------------------------- gaussian
