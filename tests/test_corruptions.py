@@ -488,7 +488,8 @@ def test_cuda_results_identical_to_cpu(dtype):
     xc, yc = x.cuda(), y.cuda()
     for mode in C.LABEL_MODES:
         out = corrupt_labels(yc, 0.5, 10, seed=1, mode=mode)
-        assert out.is_cuda and torch.equal(out.cpu(), corrupt_labels(y, 0.5, 10, seed=1, mode=mode))
+        expected = corrupt_labels(y, 0.5, 10, seed=1, mode=mode)
+        assert out.is_cuda and torch.equal(out.cpu(), expected)
     for f in (shuffle_pixels, random_pixels):
         out = f(xc, seed=1)
         assert out.is_cuda and out.dtype == dtype and torch.equal(out.cpu(), f(x, seed=1))
