@@ -481,10 +481,14 @@ def _decode_all(items: list[tuple[str, Any]], workers: int) -> list[np.ndarray]:
         data = Path(src).read_bytes() if isinstance(src, Path) else src
         return _decode(data, where)
 
+    def chunk(part: list[tuple[str, Any]]) -> list[np.ndarray]:
+        return [one(item) for item in part]
+
     if workers <= 1 or len(items) < 64:
-        return [one(item) for item in items]
+        return chunk(items)
+    parts = [items[i:i + 256] for i in range(0, len(items), 256)]  # threads' map() does not chunk
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, items, chunksize=256))
+        return [img for done in pool.map(chunk, parts) for img in done]
 
 
 def _stack(images: list[np.ndarray], wheres: list[str], channels: int) -> np.ndarray:
@@ -546,8 +550,13 @@ def _load_cache(folder: Path) -> tuple[dict[str, np.ndarray], list[str]] | None:
         return None
 
 
-def _save_cache(folder: Path, arrays: dict[str, np.ndarray], classes: list[str], source: Path) -> None:
-    """Write the arrays atomically (temp folder + rename); warn instead of failing when not writable."""
+def _save_cache(folder: Path, arrays: dict[str, np.ndarray], classes: list[str], source: Path,
+                replace_existing: bool = False) -> None:
+    """Write the arrays atomically (temp folder + rename); warn instead of failing when not writable.
+
+    A complete entry written meanwhile by another process is kept (readers may have it open)
+    unless ``replace_existing`` says the entry on disk is broken.
+    """
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         tmp.mkdir(parents=True)
@@ -557,13 +566,29 @@ def _save_cache(folder: Path, arrays: dict[str, np.ndarray], classes: list[str],
                 "train": int(len(arrays["train_y"])), "test": int(len(arrays["test_y"]))}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():
+            if (folder / "meta.json").is_file() and not replace_existing:
+                return  # another process won the race; its entry is identical
             shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
+        _prune_stale(folder, source)
     except OSError as exc:
         if not (folder / "meta.json").is_file():  # another process may have won the race
             warnings.warn(f"load_image_folder: could not write cache {folder}: {exc}", stacklevel=3)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _prune_stale(keep: Path, source: Path) -> None:
+    """Remove older cache entries of the same source (it changed since), so the cache cannot grow without end."""
+    for entry in keep.parent.iterdir():
+        if entry == keep or not (entry / "meta.json").is_file():
+            continue
+        try:
+            same = json.loads((entry / "meta.json").read_text()).get("source") == str(source)
+        except (OSError, ValueError):
+            continue
+        if same:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _archive_stem(path: Path) -> str:
@@ -581,7 +606,7 @@ def load_image_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | No
     under ``cache_dir`` (default: :func:`default_cache_dir`), keyed by the source's
     absolute path, sizes and mtimes, so later loads skip decoding.
     """
-    root = Path(root).expanduser().absolute()
+    root = Path(root).expanduser().resolve()
     if not root.exists():
         raise DataError(f"load_image_folder: root={str(root)!r} does not exist; expected a folder laid out as "
                         f"{_LAYOUT}, or a .tar.gz archive of one")
@@ -594,9 +619,10 @@ def load_image_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | No
     folder = cache / "image_folder" / _cache_key(root, base)
     cached = _load_cache(folder)
     if cached is None:
+        broken = folder.exists()  # entries appear only complete (renamed into place): this one is unreadable
         entries, classes = _read_tar(root) if is_archive else _scan_folder(base)
         arrays = _decode_splits(entries, classes)
-        _save_cache(folder, arrays, classes, root)
+        _save_cache(folder, arrays, classes, root, replace_existing=broken)
     else:
         arrays, classes = cached
     name = _archive_stem(root) if is_archive else root.name

@@ -171,6 +171,19 @@ def test_from_arrays_accepts_hwc_and_chw():
     assert torch.equal(from_arrays(sq, [0, 1], sq, [1, 0], layout="NCHW").train_x, torch.from_numpy(sq))
 
 
+@given(n=st.integers(1, 3), c=st.sampled_from([1, 3, 4]), h=st.integers(5, 9), w=st.integers(5, 9),
+       seed=st.integers(0, 2**31 - 1), uint8=st.booleans())
+def test_from_arrays_hwc_equals_chw(n, c, h, w, seed, uint8):
+    rng = np.random.default_rng(seed)
+    chw = rng.integers(0, 256, (n, c, h, w), dtype=np.uint8) if uint8 else rng.random((n, c, h, w), dtype=np.float32)
+    hwc = chw.transpose(0, 2, 3, 1)  # a non-contiguous view on purpose
+    y = np.arange(n) % 2
+    a, b = from_arrays(hwc, y, hwc, y, num_classes=2), from_arrays(chw, y, chw, y, num_classes=2)
+    assert a.input_shape == (c, h, w) and torch.equal(a.train_x, b.train_x)
+    expected = torch.from_numpy(chw).float() / 255 if uint8 else torch.from_numpy(chw)
+    assert torch.equal(b.test_x, expected)
+
+
 def test_from_arrays_rejects_bad_layout_and_dtype():
     x = np.zeros((2, 1, 3, 3), dtype=np.float32)
     with pytest.raises(DataError, match="layout='HWC'"):
@@ -258,6 +271,11 @@ def test_image_folder_cache_follows_changes(folder, tmp_path):
     assert len(load_image_folder(root, cache_dir=cache).train_x) == 7
     Image.fromarray(np.zeros((6, 5, 3), dtype=np.uint8)).save(root / "train" / "ant" / "99.png")
     assert len(load_image_folder(root, cache_dir=cache).train_x) == 8
+    # The stale entry of the same source is pruned; another source's entry stays.
+    assert len(list((cache / "image_folder").iterdir())) == 1
+    other = root.parent / "other"
+    write_folder(other, {"train": {"a": 1, "b": 1}, "test": {"a": 1}})
+    load_image_folder(other, cache_dir=cache)
     assert len(list((cache / "image_folder").iterdir())) == 2
 
 
