@@ -33,7 +33,18 @@ WARMUP_STEPS = 3  # eager steps on a side stream before capture, as the CUDA-gra
 
 @dataclass
 class FitConfig:
-    """Settings of one fit; the defaults are the paper's (SGD 0.9, x0.95 per epoch, batch 128)."""
+    """Settings of one fit; the defaults are the paper's (SGD 0.9, x0.95 per epoch, batch 128).
+
+    lr: None uses ``model.rethink_lr`` (set by ``models.build``), else 0.01; multiplied by
+    ``lr_decay`` after every epoch. ``augment``: random crop (zero padding of 4 px per 32 px of
+    height) and horizontal flip, drawn per image per epoch. ``regularizers``: "model" keeps the
+    model's dropout / batch norm; "none" also strips them, and forces weight decay 0 and no
+    augmentation (``FitResult.removed`` lists what went). ``target_accuracy`` is measured on the
+    full (randomized) training set in eval mode every ``eval_every`` epochs and after the last.
+    ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at least one
+    runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU, float32 on
+    CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve row.
+    """
 
     lr: float | None = None
     momentum: float = 0.9
@@ -533,7 +544,8 @@ def _train(model: nn.Module, data: Any, config: FitConfig, device: torch.device,
         return _train_on(model, data, config, device, lr, started, precision, autocast, conv)
 
 
-def _train_on(model, data, config, device, lr, started, precision, autocast, conv) -> FitResult:
+def _train_on(model: nn.Module, data: Any, config: FitConfig, device: torch.device, lr: float,
+              started: float, precision: str, autocast: Callable, conv: bool) -> FitResult:
     """Place model and data, probe, capture (or not), run the epochs; OOM becomes a DeviceError."""
     try:
         model.to(device)
