@@ -282,7 +282,7 @@ class KernelResult:
     kernel: str
     bandwidth: float | None
     jitter: float
-    solver: str  # "cholesky" or "eigh" (pseudo-inverse fallback when K + jitter*I is not PD)
+    solver: str  # "cholesky"; "eigh" or "svd" (linear kernel, n > d): pseudo-inverse when K + jitter*I is singular
     seconds: float  # wall clock of the whole call, Gram matrix and factorization included
     gram_seconds: float  # building the training Gram matrix
     solve_seconds: float  # factorizing it (shared by every labelling solved against it)
@@ -372,7 +372,8 @@ class KernelInterpolant:
     pairwise distance of up to 2,000 training points, seeded) or "linear" (k = <x, x'>).
     Inputs are flattened. ``jitter`` adds jitter * I to K before factoring. ``solver``:
     "auto" (Cholesky; when K + jitter I is not positive definite, the pseudo-inverse from an
-    eigendecomposition, i.e. the minimum-norm least-squares solution) or "cholesky" (raise).
+    eigendecomposition, i.e. the minimum-norm least-squares solution; for a linear kernel on
+    more points than dimensions, directly from the SVD of the data) or "cholesky" (raise).
     float32 is accepted on CUDA only, where it halves memory.
     """
 
@@ -409,6 +410,8 @@ class KernelInterpolant:
     def _factor(self, solver: str) -> str:
         """Cholesky of K + jitter I, else (solver='auto') its eigendecomposition for the pseudo-inverse."""
         k = self.gram
+        if self.kernel == "linear" and self.jitter == 0 and len(self.x) > self.x.shape[1]:
+            return self._factor_low_rank(solver)
         k.diagonal().add_(self.jitter)
         try:
             chol, info = torch.linalg.cholesky_ex(k)
@@ -425,6 +428,19 @@ class KernelInterpolant:
             return "eigh"
         finally:
             k.diagonal().sub_(self.jitter)
+
+    def _factor_low_rank(self, solver: str) -> str:
+        """Linear kernel with n > d: K = X X^T has rank <= d, so take K^+ = U S^-2 U^T from the SVD of X."""
+        if solver == "cholesky":
+            raise DataError(f"kernel matrix is not positive definite: a linear kernel on {len(self.x)} points "
+                            f"in {self.x.shape[1]} dimensions has rank <= {self.x.shape[1]}; add jitter or use "
+                            "solver='auto' for the pseudo-inverse")
+        u, sv, _ = torch.linalg.svd(self.x, full_matrices=False)
+        evals = sv * sv
+        cutoff = evals.max() * len(self.x) * torch.finfo(self.x.dtype).eps
+        self._evecs = u
+        self._inv_evals = torch.where(evals > cutoff, 1.0 / evals, torch.zeros_like(evals))
+        return "svd"
 
     def alpha(self, targets: torch.Tensor) -> torch.Tensor:
         """Coefficients with (K + jitter I) alpha = targets (minimum-norm least squares if singular)."""
@@ -522,7 +538,7 @@ def check_expressivity(model_factory: Any, data: Any, settings: Any, cache: Any 
     train_size = getattr(settings, "train_size", None)
     if train_size is not None and train_size < len(data.train_x):
         data = data.subset(train_size, seed=seed)
-    noisy = CorruptionSpec(name="random_labels", seed=seed).apply(data)
+    noisy = CorruptionSpec(name="random_labels", seed=seed, mode=getattr(settings, "label_mode", "paper")).apply(data)
     z = noisy.train_x.reshape(len(noisy.train_x), -1).detach().cpu().to(torch.float64)
     keep, dropped = _distinct_rows(z)
     z, labels = z[keep], noisy.train_y.detach().cpu()[keep]

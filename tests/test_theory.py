@@ -215,9 +215,23 @@ def test_kernel_random_labels_on_digits_fit_exactly_at_chance(digits):
 def test_linear_kernel_rank_deficient_falls_back_or_errors(digits):
     x, y = digits.train_x[:300], digits.train_y[:300]  # 300 points in 64 dims: K has rank <= 64
     res = kernel_interpolate(x, y, kernel="linear", device="cpu")
-    assert res.solver == "eigh" and res.train_error > 0
+    assert res.solver == "svd" and res.train_error > 0
     with pytest.raises(DataError, match="not positive definite"):
         kernel_interpolate(x, y, kernel="linear", solver="cholesky", device="cpu")
+    # the SVD pseudo-inverse is the minimum-norm least-squares solution numpy gives
+    xn, onehot = x.flatten(1).double().numpy(), np.eye(10)[y.numpy()]
+    expected = np.linalg.lstsq(xn @ xn.T, onehot, rcond=1e-10)[0]
+    got = theory.KernelInterpolant(x, kernel="linear", device="cpu").alpha(torch.tensor(onehot))
+    np.testing.assert_allclose(xn.T @ got.numpy(), xn.T @ expected, rtol=1e-6, atol=1e-8)
+
+
+def test_rbf_singular_kernel_falls_back_to_eigh():
+    x = torch.tensor([[0.0], [1.0], [1.0 + 1e-9], [3.0]], dtype=torch.float64)  # two near-identical points
+    res = kernel_interpolate(x, torch.tensor([0, 1, 1, 0]), bandwidth=1.0, device="cpu")
+    assert res.solver in ("eigh", "cholesky") and res.train_error == 0.0
+    dup = torch.tensor([[0.0], [1.0], [1.0], [3.0]], dtype=torch.float64)
+    res = kernel_interpolate(dup, torch.tensor([0, 1, 0, 0]), bandwidth=1.0, device="cpu")
+    assert res.solver == "eigh" and res.train_error == 0.25  # one of the twins must be wrong
 
 
 def test_jitter_regularizes_but_keeps_fit(digits):
@@ -306,3 +320,21 @@ def test_interpolate_many_matches_separate_solves(digits):
         assert both[name].rkhs_norm == pytest.approx(alone.rkhs_norm, rel=1e-9)
     with pytest.raises(DataError, match=r"train_y\['random'\]: need one integer label"):
         model.interpolate_many({"true": y, "random": noisy[:10]})
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=hnp.arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 4)),
+                      elements=st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)),
+       data=st.data())
+def test_arbitrary_float_points_fit_or_report_a_collision(raw, data):
+    _, first = np.unique(raw, axis=0, return_index=True)
+    points = torch.tensor(raw[np.sort(first)])
+    y = torch.tensor(data.draw(hnp.arrays(np.float64, len(points), elements=finite_targets)))
+    try:
+        net, info = theorem1_network(points, y)
+    except DataError as err:
+        assert "collide" in str(err)
+        return
+    scale = max(1.0, float(y.abs().max()))
+    # error grows with the conditioning of the triangular system, which the info reports
+    assert info.residual <= max(1e-6, 1e-12 * info.condition_estimate) * scale
