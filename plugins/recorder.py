@@ -48,7 +48,7 @@ def document(state: RethinkState, interrupted: bool) -> dict[str, Any]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "model"
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-") or "model"
 
 
 def write_plots(state: RethinkState, out_dir: Path) -> list[Path]:

@@ -1,0 +1,403 @@
+"""The ``rethink`` pytest plugin, driven through pytester on tiny digits subsets.
+
+Every run uses an MLP on 40 digits, a few epochs and thresholds chosen for the path under
+test (pass or fail): these tests check the plugin's plumbing, not the paper's claims.
+"""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+import sklearn.datasets  # noqa: F401 - see below
+import torch  # noqa: F401 - loaded once here: pytester's in-process runs unload modules
+# they import, and extension modules such as torch must not be imported a second time
+
+import rethink_checks.capacity  # noqa: F401
+import rethink_checks.plots  # noqa: F401
+import rethink_checks.theory  # noqa: F401
+import rethink_checks.training  # noqa: F401
+from rethink_checks.checks import CHECKS
+
+try:  # the plots test draws in-process too
+    import matplotlib.pyplot  # noqa: F401
+except ImportError:  # pragma: no cover - optional extra
+    pass
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+FAST = dict(train_size=40, batch_size=20, lr=0.1, lr_decay=1.0, max_epochs=3, device="cpu")
+LENIENT = dict(FAST, batch_size=10, max_epochs=8, fit_threshold=0.4, memorize_threshold=0.4,
+               max_slowdown=100.0,
+               max_regularizer_gain=1.0, error_tolerance=1.0, partial_levels=(0.0, 1.0),
+               min_capacity=5, capacity_precision=0.5)
+STRICT = dict(FAST, max_epochs=1, fit_threshold=1.0, memorize_threshold=1.0, max_slowdown=1.0,
+              max_regularizer_gain=0.0, error_tolerance=0.0, partial_levels=(0.0, 1.0),
+              capacity_precision=0.5)
+
+MODEL = '''
+@pytest.fixture
+def rethink_model():
+    return lambda input_shape, num_classes: mlp(input_shape, num_classes, width=128)
+'''
+
+
+def module(settings: dict | None = None, body: str = MODEL, head: str = "") -> str:
+    """A test module with a rethink marker holding ``settings`` and a rethink_model fixture."""
+    marker = f"pytestmark = pytest.mark.rethink(**{settings!r})\n" if settings else ""
+    return ("import pytest\nimport torch\nfrom rethink_checks.models import mlp\n" + head
+            + "\n" + marker + body)
+
+
+def entries(path) -> dict[str, dict]:
+    doc = json.loads(path.read_text())
+    return {item["nodeid"].split("::", 1)[1]: item for item in doc["items"]}
+
+
+# ---------------------------------------------------------------- off by default
+
+def test_without_flag_the_plugin_adds_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(FAST))
+    result = pytester.runpytest("--collect-only", "-q")
+    assert "rethink[" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_without_flag_neither_torch_nor_the_engine_is_imported(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain='''
+        import sys
+        def test_nothing_heavy_loaded():
+            loaded = [m for m in ("torch", "rethink_checks") if m in sys.modules]
+            assert loaded == []
+        def rethink_model():
+            return None
+    ''')
+    result = pytester.runpytest_subprocess()
+    assert "rethink-checks" in result.stdout.str()  # the plugin was loaded, and stayed idle
+    result.assert_outcomes(passed=1)
+
+
+# ---------------------------------------------------------------- items and selection
+
+def test_one_item_per_check_with_stable_ids(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(FAST))
+    result = pytester.runpytest("--rethink", "--collect-only", "-q")
+    ids = [line for line in result.stdout.lines if "::rethink[" in line]
+    assert ids == [f"test_model.py::rethink[{name}]" for name in CHECKS]
+
+
+def test_parametrized_fixture_gives_check_then_param_ids(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_models=module(body='''
+@pytest.fixture(params=["narrow", "wide"])
+def rethink_model(request):
+    width = {"narrow": 8, "wide": 64}[request.param]
+    return lambda input_shape, num_classes: mlp(input_shape, num_classes, width=width)
+'''))
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels,gaussian",
+                                "--collect-only", "-q")
+    ids = {line for line in result.stdout.lines if "::rethink[" in line}
+    assert ids == {f"test_models.py::rethink[{c}-{p}]" for c in ("true_labels", "gaussian")
+                   for p in ("narrow", "wide")}
+
+
+def test_selection_by_option_marker_ini_and_k(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_a=module(dict(FAST, checks=["gaussian", "slowdown"])),
+                        test_b=module(FAST))
+    pytester.makeini("[pytest]\nrethink_checks = true_labels random_labels\n")
+
+    def collected(*args: str) -> set[str]:
+        out = pytester.runpytest("--rethink", "--collect-only", "-q", *args).stdout.lines
+        return {line for line in out if "::rethink[" in line}
+
+    assert collected() == {"test_a.py::rethink[gaussian]", "test_a.py::rethink[slowdown]",
+                           "test_b.py::rethink[true_labels]", "test_b.py::rethink[random_labels]"}
+    assert collected("--rethink-checks=partial_labels") == {
+        "test_a.py::rethink[partial_labels]", "test_b.py::rethink[partial_labels]"}
+    assert collected("-k", "random") == {"test_b.py::rethink[random_labels]"}
+
+
+# ---------------------------------------------------------------- running checks
+
+def test_every_check_passes_with_metrics_on_reports_junit_and_json(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(LENIENT))
+    reprec = pytester.inline_run("--rethink", "--rethink-json=out.json", "--junitxml=junit.xml")
+    passed, skipped, failed = reprec.listoutcomes()
+    assert not failed and not skipped and len(passed) == len(CHECKS)
+    calls = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
+    for report in calls:
+        check = report.rethink["check"]
+        assert report.rethink["outcome"] == "passed" and report.rethink["metrics"]
+        assert all(name.startswith(f"rethink.{check}.") for name, _ in report.user_properties)
+    by_check = {r.rethink["check"]: r for r in calls}
+    assert by_check["true_labels"].rethink["metrics"]["train_accuracy"] >= 0.4
+    assert "slowdown.max" in by_check["slowdown"].rethink["metrics"]
+    assert [row["p"] for row in by_check["partial_labels"].rethink["tables"]["sweep"]] == [0.0, 1.0]
+
+    junit = ET.parse(pytester.path / "junit.xml").getroot()
+    props = {p.get("name"): p.get("value") for p in junit.iter("property")}
+    assert float(props["rethink.true_labels.train_accuracy"]) >= 0.4
+    assert "rethink.regularizers.gain" in props and "rethink.slowdown.slowdown.max" in props
+
+    doc = json.loads((pytester.path / "out.json").read_text())
+    assert doc["version"] and doc["machine"]["torch"] and doc["machine"]["cpu"]
+    assert doc["seed"] == 0 and doc["settings"]["fit"]["max_epochs"] == 100
+    items = entries(pytester.path / "out.json")
+    assert set(items) == {f"rethink[{c}]" for c in CHECKS}
+    entry = items["rethink[random_labels]"]
+    assert entry["model"] == "test_model" and entry["outcome"] == "passed"
+    assert entry["settings"]["fit"]["max_epochs"] == 8  # the marker's settings, per item
+    assert len(entry["curves"]["random_labels"]["train_accuracy"]) == entry["metrics"]["epochs"]
+
+
+def test_every_check_fails_on_strict_thresholds(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(dict(STRICT, min_capacity=40)))
+    checks = [c for c in CHECKS if c != "expressivity"]  # an exact construction: no budget to miss
+    result = pytester.runpytest("--rethink", "--rethink-checks=" + ",".join(checks))
+    result.assert_outcomes(failed=len(checks))
+    result.stdout.fnmatch_lines(["*rethink summary*", "*test_model*true_labels*FAIL*",
+                                 "legend:*", "*FAILED test_model.py::rethink?slowdown?*"])
+    assert "criterion: train accuracy >= 1.0 on true labels" in result.stdout.str()
+
+
+def test_settings_precedence_cli_over_config_over_ini(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(body=MODEL + '''
+@pytest.fixture
+def rethink_config():
+    return {"train_size": 30, "batch_size": 10, "lr": 0.1, "device": "cpu",
+            "fit_threshold": 0.1, "max_epochs": 2}
+'''))
+    pytester.makeini("[pytest]\nrethink_max_epochs = 3\nrethink_seed = 4\n")
+
+    def fit_settings(*args: str) -> dict:
+        pytester.runpytest("--rethink", "--rethink-checks=true_labels", "--rethink-json=o.json",
+                           *args).assert_outcomes(passed=1)
+        return entries(pytester.path / "o.json")["rethink[true_labels]"]["settings"]
+
+    settings = fit_settings()
+    assert settings["fit"]["max_epochs"] == 2 and settings["seed"] == 4  # config > ini
+    settings = fit_settings("--rethink-max-epochs=1")
+    assert settings["fit"]["max_epochs"] == 1 and settings["fit"]["seed"] == 4  # cli > config
+
+
+def test_factories_modules_and_classes_all_work(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_forms=module(dict(FAST, fit_threshold=0.1), body='''
+class Net(torch.nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.body = mlp(input_shape, num_classes, width=16)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+FORMS = {
+    "module": lambda: mlp((1, 8, 8), 10, width=16),
+    "classes_only": lambda: (lambda num_classes: mlp((1, 8, 8), num_classes, width=16)),
+    "class": lambda: Net,
+    "no_arguments": lambda: (lambda: mlp((1, 8, 8), 10, width=16)),
+}
+
+
+@pytest.fixture(params=sorted(FORMS))
+def rethink_model(request):
+    return FORMS[request.param]()
+'''))
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels")
+    result.assert_outcomes(passed=4)
+
+
+def test_rethink_data_fixture_and_config_check_selection(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_data=module(dict(FAST, fit_threshold=0.1), body=MODEL + '''
+@pytest.fixture(params=["spec", "dataset"])
+def rethink_data(request):
+    from rethink_checks.data import load
+    return "digits" if request.param == "spec" else load("digits").subset(50, seed=1)
+
+
+@pytest.fixture
+def rethink_config():
+    return {"checks": ["true_labels"]}
+'''))
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels,gaussian", "-rs")
+    result.assert_outcomes(passed=2, failed=2)  # the CLI selection wins over the config's
+    result = pytester.runpytest("--rethink", "-rs", "-k", "true_labels or gaussian")
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["*gaussian is not selected by rethink_config*"])
+
+
+def test_header_and_live_progress(pytester: pytest.Pytester) -> None:
+    torch = pytest.importorskip("torch")
+    pytester.makepyfile(test_model=module(dict(FAST, fit_threshold=0.1, device="auto")))
+    args = ("--rethink", "--rethink-checks=true_labels", "--rethink-progress-interval=0")
+    result = pytester.runpytest(*args, "-v")
+    result.stdout.fnmatch_lines(["rethink: device *, data digits, seed 0*",
+                                 "*test_model true_labels: epoch 1  train acc *"])
+    if not torch.cuda.is_available():
+        result.stdout.fnmatch_lines(["rethink: device cpu (no GPU: running on CPU)*"])
+    quiet = pytester.runpytest(*args, "-q")
+    assert "epoch 1  train acc" not in quiet.stdout.str()
+
+
+# ---------------------------------------------------------------- outputs
+
+def test_plots_are_written(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("matplotlib")
+    pytester.makepyfile(test_model=module(LENIENT))
+    result = pytester.runpytest("--rethink", "--rethink-plots=figs",
+                                "--rethink-checks=true_labels,random_labels,partial_labels")
+    result.assert_outcomes(passed=3)
+    names = sorted(p.name for p in (pytester.path / "figs").iterdir())
+    assert names == ["test_model_figure1a_loss.png", "test_model_figure1b_relative_time.png",
+                     "test_model_figure1c_test_error.png"]
+    assert all((pytester.path / "figs" / n).stat().st_size > 1000 for n in names)
+
+
+def test_baseline_save_compare_and_compare_fail(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(dict(FAST, fit_threshold=1.0, max_epochs=3)))
+    args = ["--rethink", "--rethink-checks=true_labels", "--rethink-storage=store"]
+    pytester.runpytest(*args, "--rethink-save=base").assert_outcomes(failed=1)
+    saved = list((pytester.path / "store").glob("*/0001_base.json"))
+    assert len(saved) == 1
+    rule = "--rethink-compare-fail=true_labels.train_accuracy:5%"
+
+    same = pytester.runpytest(*args, "--rethink-compare=base", rule)  # CPU runs are identical
+    same.stdout.fnmatch_lines(["rethink compare: against *0001_base.json",
+                               "*rethink?true_labels?*train_accuracy*+0 (+0.0%)*"])
+    assert "compare-fail:" not in same.stdout.str()
+
+    worse = pytester.runpytest(*args, "--rethink-max-epochs=1", "--rethink-fit-threshold=0.1",
+                               "--rethink-compare", rule)
+    worse.assert_outcomes(passed=1)
+    assert worse.ret == pytest.ExitCode.TESTS_FAILED
+    worse.stdout.fnmatch_lines(["rethink compare-fail: *true_labels.train_accuracy went from *"])
+
+
+def test_xdist_two_workers_report_to_the_controller(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_a=module(dict(FAST, fit_threshold=0.1)),
+                        test_b=module(dict(FAST, fit_threshold=0.1)))
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--rethink", "--rethink-checks=true_labels,gaussian", "--rethink-json=x.json",
+        "--rethink-memorize-threshold=0.1", "--junitxml=j.xml")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*rethink summary*", "test_a*gaussian*PASS*"])
+    items = json.loads((pytester.path / "x.json").read_text())["items"]
+    assert len(items) == 4 and all(i["metrics"]["epochs"] >= 1 for i in items)
+    assert {i["worker"] for i in items} <= {"gw0", "gw1"} and None not in {i["worker"] for i in items}
+    props = [p.get("name") for p in ET.parse(pytester.path / "j.xml").getroot().iter("property")]
+    assert "rethink.gaussian.train_accuracy" in props
+
+
+# ---------------------------------------------------------------- bad input and faults
+
+def test_no_rethink_model_anywhere(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def helper():\n    pass\n")
+    result = pytester.runpytest("--rethink")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["rethink: no test module defines a rethink_model fixture*"])
+
+
+def test_broken_models_error_and_others_still_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bad=module(dict(FAST, fit_threshold=0.1), body='''
+@pytest.fixture(params=["raises", "wrong_type", "wrong_shape"])
+def rethink_model(request):
+    if request.param == "raises":
+        raise RuntimeError("cannot build the model")
+    if request.param == "wrong_type":
+        return 42
+    return lambda input_shape: mlp(input_shape, 7, width=8)
+'''), test_good=module(dict(FAST, fit_threshold=0.1)))
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels",
+                                "--rethink-json=out.json")
+    result.assert_outcomes(passed=1, errors=3)
+    out = result.stdout.str()
+    assert "RuntimeError: cannot build the model" in out
+    assert "returned builtins.int; expected a torch.nn.Module or a factory" in out
+    assert "model returned shape (" in out and ", 7); expected (" in out
+    assert "torch/nn/modules" not in out  # the engine's message, not a torch traceback
+    items = entries(pytester.path / "out.json")
+    assert {k: v["outcome"] for k, v in items.items()} == {
+        "rethink[true_labels]": "passed", "rethink[true_labels-raises]": "error",
+        "rethink[true_labels-wrong_type]": "error", "rethink[true_labels-wrong_shape]": "error"}
+    assert "ModelError" in items["rethink[true_labels-wrong_shape]"]["message"]
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["--rethink-device=gpu"], "--rethink-device: invalid value 'gpu'; allowed: auto, cpu, cuda"),
+    (["--rethink-checks=true_labels,nope"], "unknown check(s) 'nope'; allowed: true_labels"),
+    (["--rethink-max-epochs=0"], "--rethink-max-epochs: invalid value '0'; allowed: an integer >= 1"),
+    (["--rethink-fit-threshold=2"], "allowed: a number in (0.0, 1.0]"),
+    (["--rethink-data=imagenet"], "allowed: digits, cifar10:ROOT, mnist:ROOT, folder:ROOT"),
+    (["--rethink-compare-fail=epochs"], "expected CHECK.METRIC:LIMIT"),
+])
+def test_invalid_option_values_are_usage_errors(pytester: pytest.Pytester, args, shown) -> None:
+    pytester.makepyfile(test_model=module(FAST))
+    result = pytester.runpytest("--rethink", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert shown in result.stderr.str()
+
+
+def test_invalid_ini_value_and_marker_checks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(dict(FAST, checks=["bogus"])))
+    result = pytester.runpytest("--rethink", "--collect-only")
+    result.stdout.fnmatch_lines(["*pytest.mark.rethink(checks=...) names unknown check(s)*"])
+    pytester.makeini("[pytest]\nrethink_seed = -1\n")
+    result = pytester.runpytest("--rethink")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ini option rethink_seed: invalid value '-1'" in result.stderr.str()
+
+
+def test_invalid_settings_in_rethink_config_error_the_items(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(FAST, body=MODEL + '''
+@pytest.fixture
+def rethink_config():
+    return {"learning_rate": 0.1}
+'''))
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels")
+    result.assert_outcomes(errors=1)
+    assert "SettingsError: unknown settings key(s) ['learning_rate']" in result.stdout.str()
+
+
+def test_ctrl_c_keeps_what_finished_in_the_json(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(dict(FAST, fit_threshold=0.1), body='''
+calls = []
+
+def factory(input_shape, num_classes):
+    calls.append(1)
+    if len(calls) > 1:
+        raise KeyboardInterrupt
+    return mlp(input_shape, num_classes, width=8)
+
+@pytest.fixture
+def rethink_model():
+    return factory
+'''))
+    reprec = pytester.inline_run("--rethink", "--rethink-checks=true_labels,gaussian",
+                                 "--rethink-json=out.json", no_reraise_ctrlc=True)
+    assert reprec.ret == pytest.ExitCode.INTERRUPTED
+    doc = json.loads((pytester.path / "out.json").read_text())
+    assert [i["check"] for i in doc["items"]] == ["true_labels"]
+    assert doc["plugin"]["interrupted"] is True
+
+
+# ---------------------------------------------------------------- xdist helpers (no workers)
+
+def test_workers_pin_one_gpu_each_round_robin() -> None:
+    from rethink_checks_pytest.workers import pin_worker_gpu
+
+    env: dict[str, str] = {}
+    assert pin_worker_gpu({"workerid": "gw3", "rethink_gpus": ["4", "5"]}, env) == "5"
+    assert env == {"CUDA_VISIBLE_DEVICES": "5"}
+    assert pin_worker_gpu({"workerid": "gw0", "rethink_gpus": []}, env) is None
+
+
+def test_auto_workers_means_one_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from rethink_checks_pytest.plugin import pytest_xdist_auto_num_workers
+
+    config = SimpleNamespace(getoption=lambda name: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2,3")
+    assert pytest_xdist_auto_num_workers(config) == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert pytest_xdist_auto_num_workers(config) is None  # no GPU: xdist decides
