@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass
@@ -40,6 +40,10 @@ class FitResult:
     peak_memory_bytes: int | None = None
     fast_path: bool = False
     fast_path_reason: str = ""
+
+    #: The trained model (on the CPU, in eval mode) when this result came from ``fit`` in this
+    #: process; None after a JSON round trip. A class-level default, not a field: never serialized.
+    model: ClassVar[Any] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
