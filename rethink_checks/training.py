@@ -210,7 +210,11 @@ def _make_model(model_or_factory: Any) -> nn.Module:
     if not callable(model_or_factory):
         raise ModelError(f"model must be a torch.nn.Module or a zero-argument factory returning one; "
                          f"got {type(model_or_factory).__name__}")
-    model = model_or_factory()
+    try:
+        model = model_or_factory()
+    except Exception as err:  # the user's factory failed: say so instead of a deep traceback
+        raise ModelError(f"the model factory {getattr(model_or_factory, '__name__', model_or_factory)!r} "
+                         f"raised {type(err).__name__}: {err}") from err
     if not isinstance(model, nn.Module):
         raise ModelError(f"the model factory returned {type(model).__module__}.{type(model).__qualname__};"
                          f" expected a torch.nn.Module")
@@ -257,8 +261,9 @@ def _check_dataset(data: Any) -> None:
                             f"{int(labels.max())}]")
 
 
-def _is_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+def _is_conv2d(model: nn.Module) -> bool:
+    """Whether channels_last can help: the model has 2-D convolutions."""
+    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
 
 
 class _Placed:
@@ -539,7 +544,7 @@ def _train(model: nn.Module, data: Any, config: FitConfig, device: torch.device,
         raise ModelError(f"the model ({type(model).__name__}) has no trainable parameters")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    conv = device.type == "cuda" and _is_conv(model)
+    conv = device.type == "cuda" and data.train_x.dim() == 4 and _is_conv2d(model)
     with torch.cuda.device(device) if device.type == "cuda" else nullcontext():
         return _train_on(model, data, config, device, lr, started, precision, autocast, conv)
 

@@ -259,6 +259,14 @@ def test_factory_returning_non_module(small):
         fit("mlp", small)
 
 
+def test_factory_that_raises(small):
+    def broken():
+        raise KeyError("no such width")
+
+    with pytest.raises(ModelError, match=r"factory 'broken' raised KeyError: 'no such width'"):
+        fit(broken, small)
+
+
 def test_wrong_output_shape(digits):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 7))
     with pytest.raises(ModelError, match=r"model returned shape \(128, 7\); expected \(128, 10\)"):
