@@ -197,7 +197,6 @@ def _condition_estimate(x: torch.Tensor, b: torch.Tensor, y: torch.Tensor, w: to
 def _solve_theorem1(points: Any, targets: Any, projection: Any, seed: int
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Theorem1Info]:
     """Shared construction: returns a, b, W (n, k), the points z, targets Y (n, k) and the info."""
-    started = time.perf_counter()
     z = _as_points(points)
     y = _as_targets(targets, len(z))
     _check_distinct(z)
@@ -507,6 +506,9 @@ def kernel_interpolate(train_x: Any, train_y: Any, test_x: Any = None, test_y: A
     """
     if (test_x is None) != (test_y is None):
         raise ValueError("test_x, test_y: give both or neither")
+    _check_options(kernel, bandwidth, jitter, solver)
+    n = len(_as_features(train_x, "train_x", torch.float64, torch.device("cpu")))
+    _as_labels(train_y, n, "train_y", torch.device("cpu"))  # fail before the O(n^2) work
     model = KernelInterpolant(train_x, kernel=kernel, bandwidth=bandwidth, jitter=jitter, device=device,
                               dtype=dtype, solver=solver)
     return model.interpolate_many({"labels": train_y}, test_x, test_y, num_classes)["labels"]
