@@ -439,14 +439,15 @@ def _read_tar(path: Path) -> tuple[dict[str, dict[str, list[tuple[str, bytes]]]]
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 parts = [p for p in member.name.split("/") if p not in ("", ".")]
-                if member.isdir() and len(parts) >= 2 and parts[-2] in _SPLITS:
+                if member.isdir() and len(parts) >= 2 and parts[-2] in _SPLITS and not parts[-1].startswith("."):
                     dirs.add((parts[-2], parts[-1]))
-                if not member.isfile() or len(parts) < 3 or parts[-3] not in _SPLITS or not _is_image(parts[-1]):
+                if (not member.isfile() or len(parts) < 3 or parts[-3] not in _SPLITS
+                        or parts[-2].startswith(".") or not _is_image(parts[-1])):
                     continue
                 split, cls = parts[-3], parts[-2]
                 dirs.add((split, cls))
                 fh = tar.extractfile(member)
-                entries[split].setdefault(cls, []).append((member.name, fh.read() if fh else b""))
+                entries[split].setdefault(cls, []).append((f"{path}:{member.name}", fh.read() if fh else b""))
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"load_image_folder: cannot read archive {path}: {exc}") from None
     for classes in entries.values():

@@ -312,6 +312,24 @@ def test_image_folder_from_tar_gz(folder, tmp_path, monkeypatch, prefix):
     assert torch.equal(load_image_folder(archive, cache_dir=tmp_path / "c2").train_x, expected.train_x)
 
 
+def test_image_folder_tar_errors_name_the_member(tmp_path):
+    root = tmp_path / "t"
+    write_folder(root, {"train": {"a": 1, "b": 1}, "test": {"a": 1}})
+    (root / "train" / "b" / "broken.jpg").write_bytes(b"nope")
+    (root / "train" / ".hidden").mkdir()
+    archive = tmp_path / "t.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname=".")
+    with pytest.raises(DataError, match=r"cannot decode image .*t\.tgz:\./train/b/broken\.jpg"):
+        load_image_folder(archive, cache_dir=tmp_path / "cache")
+    empty = tmp_path / "e.tar.gz"
+    with tarfile.open(empty, "w:gz") as tar:
+        tar.add(root / "train" / ".hidden", arcname="train/.hidden")
+        tar.add(root / "train" / "b", arcname="train/b", recursive=False)
+    with pytest.raises(DataError, match=r"class folder .*e\.tar\.gz/train/b has no images"):
+        load_image_folder(empty, cache_dir=tmp_path / "cache")
+
+
 def test_image_folder_jpeg_and_gray_mixed_into_rgb(tmp_path):
     root = tmp_path / "mixed"
     write_folder(root, {"train": {"a": 2, "b": 1}, "test": {"a": 1}}, size=(8, 8), ext=".jpg")
