@@ -412,3 +412,11 @@ def test_warm_up_steps_are_undone(small, monkeypatch):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert all(not b.any() for b in loop.bufs) and loop.base.item() == 0 and loop.loss_sum.item() == 0
     assert all(p.grad is None for p in loop.params)
+
+
+def test_bf16_autocast_on_cpu_tracks_fp32(small):
+    fp32 = fit(factory(small), small, max_epochs=5, lr=0.1, batch_size=32, seed=2)
+    bf16 = fit(factory(small), small, max_epochs=5, lr=0.1, batch_size=32, seed=2, precision="bf16")
+    assert bf16.settings["precision"] == "bf16" and fp32.settings["precision"] == "fp32"
+    for a, b in zip(fp32.curves["train_accuracy"], bf16.curves["train_accuracy"]):
+        assert abs(a - b) <= 0.05
