@@ -93,7 +93,11 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
         lr = config.lr if config.lr is not None else float(getattr(model, "rethink_lr", None) or 0.01)
         if config.corruption is not None:
             if device.type == "cuda" and callable(getattr(data, "to", None)):
-                data = data.to(device)  # corruptions draw on the CPU: same result, faster on the GPU
+                try:  # corruptions draw on the CPU: the same result, made faster on the GPU
+                    data = data.to(device)
+                except torch.cuda.OutOfMemoryError as err:
+                    raise DeviceError(f"CUDA out of memory placing the dataset {getattr(data, 'name', '')!r} "
+                                      f"on {device}; use a smaller training set (Dataset.subset)") from err
             data = config.corruption.apply(data)
             _check_dataset(data)
         result = _train(model, data, config, device, lr, started)
