@@ -420,8 +420,12 @@ class _Graphs:
 
     def _capture(self, full: bool) -> torch.cuda.CUDAGraph:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.loop.step(full)
+        stream = torch.cuda.current_stream()
+        try:
+            with torch.cuda.graph(graph):
+                self.loop.step(full)
+        finally:  # a failed capture_end skips torch.cuda.graph's own stream restore
+            torch.cuda.set_stream(stream)
         return graph
 
     def run_epoch(self) -> None:
