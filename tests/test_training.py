@@ -420,3 +420,74 @@ def test_bf16_autocast_on_cpu_tracks_fp32(small):
     assert bf16.settings["precision"] == "bf16" and fp32.settings["precision"] == "fp32"
     for a, b in zip(fp32.curves["train_accuracy"], bf16.curves["train_accuracy"]):
         assert abs(a - b) <= 0.05
+
+
+# ---------------------------------------------------------------- the fast path's orchestration on CPU
+
+class _FakeStream:
+    def wait_stream(self, other):
+        pass
+
+
+class _FakeGraph:
+    """Stands in for a captured CUDA graph: replaying it runs the captured step eagerly."""
+
+    def __init__(self, step):
+        self.replay = step
+
+
+def _run_epochs(small, fake_cuda: bool, monkeypatch, capture_error: Exception | None = None):
+    if fake_cuda:
+        monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+        monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+        monkeypatch.setattr(torch.cuda, "current_stream", lambda *a, **k: _FakeStream())
+        monkeypatch.setattr(torch.cuda, "stream", lambda s: training.nullcontext())
+
+        def capture(self, full):
+            if capture_error is not None:
+                raise capture_error
+            self.loop.step(full)  # a real capture launches nothing; _fast_path undoes this below
+            return _FakeGraph(lambda: self.loop.step(full))
+
+        monkeypatch.setattr(training._Graphs, "_capture", capture)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                              nn.Linear(32, 10))
+    config = FitConfig(max_epochs=3, weight_decay=1e-3, augment=True, lr=0.1)
+    train = training._Placed(small.train_x, small.train_y, torch.device("cpu"), nhwc=False)
+    loop = training._Loop(model, train, config, 0.1, lambda: training.nullcontext())
+    loop.source = train.x.clone()
+    if fake_cuda:
+        graphs, reason = training._fast_path(loop, torch.device("cuda"), config)
+    else:
+        graphs, reason = None, "eager"
+    run = training._Run(model, loop, graphs, train, None, config, lambda: training.nullcontext(), 0.0, 0.1)
+    run.epochs()
+    return run, graphs, reason, model
+
+
+def test_fast_path_orchestration_matches_eager(small, monkeypatch):
+    """Warm-up, capture, undo and replay (graphs faked) train exactly like the eager loop."""
+    eager, _, _, eager_model = _run_epochs(small, False, monkeypatch)
+    fast, graphs, reason, fast_model = _run_epochs(small, True, monkeypatch)
+    assert graphs is not None and reason == "CUDA graph of the whole training step"
+    assert fast.curves["train_loss"] == eager.curves["train_loss"]
+    for a, b in zip(fast_model.state_dict().values(), eager_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_failed_capture_falls_back_with_the_root_cause(small, monkeypatch):
+    eager, _, _, _ = _run_epochs(small, False, monkeypatch)
+    try:
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+    except RuntimeError as inner:
+        try:
+            raise ModelError("the model raised RuntimeError") from inner
+        except ModelError as outer:
+            error = outer
+    fast, graphs, reason, _ = _run_epochs(small, True, monkeypatch, capture_error=error)
+    assert graphs is None
+    assert reason == ("eager fallback: CUDA graph capture failed (RuntimeError: CUDA error: operation "
+                      "not permitted when stream is capturing)")
+    assert fast.curves["train_loss"] == eager.curves["train_loss"]  # warm-up fully undone
