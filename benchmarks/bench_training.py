@@ -118,10 +118,11 @@ def plain_loop(data: Dataset, epochs: int, device: str = "cuda", warmup_steps: i
     return times
 
 
-def fit_epochs(data: Dataset, epochs: int, fast: bool, device: str = "cuda") -> dict:
+def fit_epochs(data: Dataset, epochs: int, fast: bool, device: str = "cuda", compile: bool = False) -> dict:
     """Per-epoch training seconds of fit() (evaluation only after the last epoch) and that eval's cost."""
     result = fit(lambda: small_inception(data.input_shape, data.num_classes), data, lr=INCEPTION_LR,
-                 max_epochs=epochs, eval_every=epochs, fast=fast, device=device, precision="bf16")
+                 max_epochs=epochs, eval_every=epochs, fast=fast, device=device, precision="bf16",
+                 compile=compile)
     elapsed = result.curves["elapsed"]
     per_epoch = [b - a for a, b in zip([0.0] + elapsed[:-1], elapsed)]
     train_only = per_epoch[:-1]
@@ -158,6 +159,8 @@ def bench_gpu(args: argparse.Namespace) -> dict:
                          "fast_path": False, "eval_s": None}}
     methods["fit-eager"] = fit_epochs(data, max(2, min(args.epochs, 3)), fast=False, device=device)
     methods["fit-fast"] = fit_epochs(data, args.epochs + 2, fast=True, device=device)
+    if args.compile:
+        methods["fit-fast-compiled"] = fit_epochs(data, args.epochs + 2, fast=True, device=device, compile=True)
     base = methods["plain"]["train_epoch_s"]
     for name, m in methods.items():
         s = m["train_epoch_s"]
@@ -166,6 +169,7 @@ def bench_gpu(args: argparse.Namespace) -> dict:
                      "images_per_s": round(n / s), "speedup_vs_plain": round(base / s, 2),
                      "bf16_peak_fraction": round(3 * flops_fwd * n / s / peak, 4),
                      "eval_s": None if m.get("eval_s") is None else round(m["eval_s"], 4),
+                     "setup_s": None if m.get("setup_s") is None else round(m["setup_s"], 2),
                      "fast_path": m["fast_path"], "detail": m})
     report = {"device": device, "hardware": torch.cuda.get_device_name() if device == "cuda" else _cpu_model(), "torch": torch.__version__,
               "data": data.name, "train_size": n, "batch_size": BATCH, "load_seconds": round(load_s, 2),
@@ -218,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per GPU method")
     parser.add_argument("--peak-tflops", type=float, default=990.0, help="dense bf16 peak of the GPU")
     parser.add_argument("--full-fit", action="store_true", help="GPU: also fit random labels to 100%%")
+    parser.add_argument("--compile", action="store_true",
+                        help="GPU: also time fit(compile=True) (torch.compile'd forward inside the CUDA graph)")
     parser.add_argument("--full-fit-epochs", type=int, default=100)
     parser.add_argument("--full-fit-seconds", type=float, default=150.0)
     parser.add_argument("--repeats", type=int, default=3, help="CPU: fits per labelling")

@@ -44,6 +44,10 @@ class FitConfig:
     ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at least one
     runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU, float32 on
     CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve row.
+    ``compile`` (GPU only, opt-in, beyond the architecture's fields): run the full-batch
+    training forward through ``torch.compile`` (Inductor, no CUDA graphs of its own) before
+    capture, for fewer, fused kernels per step at the price of compile time on first use; a
+    failure to compile falls back to the plain model, with the reason recorded.
     """
 
     lr: float | None = None
@@ -66,6 +70,7 @@ class FitConfig:
     fast: bool = True
     eval_batch_size: int = 1024
     progress: Callable[[dict], None] | None = field(default=None, compare=False)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -363,6 +368,7 @@ class _Loop:
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         self.lr = torch.tensor(lr, dtype=torch.float32, device=device)
         self.bufs = [torch.zeros_like(p) for p in self.params]
+        self.compiled: Callable | None = None  # torch.compile'd model for full batches, if asked
 
     def step(self, full: bool) -> None:
         """One SGD step on the next batch of the epoch's permutation; no host synchronization."""
@@ -373,7 +379,7 @@ class _Loop:
         for p in self.params:
             p.grad = None
         with self.autocast():
-            out = _call_model(self.model, x)
+            out = _call_model(self.compiled if full and self.compiled is not None else self.model, x)
         loss = F.cross_entropy(out.float(), y)
         loss.backward()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
@@ -453,20 +459,44 @@ def _eager_epoch(loop: _Loop) -> None:
 
 def _fast_path(loop: _Loop, device: torch.device, config: FitConfig) -> tuple[_Graphs | None, str]:
     """Capture the step in CUDA graphs where allowed; otherwise say why the loop stays eager."""
+    note = _compile_forward(loop, device, config)
     if device.type != "cuda":
-        return None, "eager loop: CUDA graphs need a GPU (device is cpu)"
+        return None, "eager loop: CUDA graphs need a GPU (device is cpu)" + note
     if not config.fast:
-        return None, "eager loop: FitConfig.fast=False"
+        return None, "eager loop: FitConfig.fast=False" + note
     state = {k: v.clone() for k, v in loop.model.state_dict().items()}
     try:
         graphs = _Graphs(loop)
     except _CaptureFailed as err:  # this model cannot be captured: train it eagerly instead
-        cause = err.args[0]
         _restore(loop, state, drop_grads=True)
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        return None, f"eager fallback: CUDA graph capture failed ({type(cause).__name__}: {first_line})"
+        return None, f"eager fallback: CUDA graph capture failed ({_describe(err.args[0])})" + note
     _restore(loop, state, drop_grads=False)
-    return graphs, "CUDA graph of the whole training step"
+    return graphs, "CUDA graph of the whole training step" + note
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+
+
+def _compile_forward(loop: _Loop, device: torch.device, config: FitConfig) -> str:
+    """With compile=True on a GPU, compile the full-batch forward and run one step to build it."""
+    if not config.compile:
+        return ""
+    if device.type != "cuda":
+        return "; compile=True ignored on cpu"
+    state = {k: v.clone() for k, v in loop.model.state_dict().items()}
+    loop.compiled = torch.compile(loop.model, dynamic=False)
+    try:
+        loop.base.zero_()
+        loop.step(True)  # compiles forward and backward (the slow part, once per process and shape)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as err:  # compilation failed: train the plain model
+        loop.compiled = None
+        return f"; torch.compile failed ({_describe(_root_cause(err))}), trained uncompiled"
+    finally:
+        _restore(loop, state, drop_grads=True)
+    return "; forward compiled with torch.compile"
 
 
 def _restore(loop: _Loop, state: dict[str, torch.Tensor], drop_grads: bool) -> None:

@@ -491,3 +491,9 @@ def test_failed_capture_falls_back_with_the_root_cause(small, monkeypatch):
     assert reason == ("eager fallback: CUDA graph capture failed (RuntimeError: CUDA error: operation "
                       "not permitted when stream is capturing)")
     assert fast.curves["train_loss"] == eager.curves["train_loss"]  # warm-up fully undone
+
+
+def test_compile_is_ignored_on_cpu_and_says_so(small):
+    result = fit(factory(small), small, max_epochs=1, compile=True)
+    assert result.fast_path_reason.endswith("; compile=True ignored on cpu")
+    assert result.settings["compile"] is True

@@ -117,3 +117,11 @@ def test_model_is_returned_on_cpu_and_global_rng_untouched(digits):
     result = fit(lambda: mlp(digits.input_shape, 10), digits, max_epochs=1, device="cuda")
     assert torch.equal(torch.cuda.get_rng_state(), before)
     assert next(result.model.parameters()).device.type == "cpu"
+
+
+def test_compiled_forward_inside_the_graph(digits):
+    settings = dict(lr=0.05, batch_size=100, max_epochs=3, seed=1, device="cuda", precision="fp32")
+    compiled = fit(lambda: mlp(digits.input_shape, 10), digits, compile=True, **settings)
+    plain = fit(lambda: mlp(digits.input_shape, 10), digits, **settings)
+    assert compiled.fast_path and compiled.fast_path_reason.endswith("forward compiled with torch.compile")
+    torch.testing.assert_close(compiled.curves["train_loss"], plain.curves["train_loss"], rtol=1e-3, atol=1e-4)
