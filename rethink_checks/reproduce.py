@@ -231,21 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------
 
 
-def _extract(archive: Path, out: Path) -> Path:
-    """Unpack a .tar(.gz) once into ``out/data/<name>``; later calls reuse it."""
-    dest = out / "data" / archive.name.split(".tar")[0]
-    marker = dest / ".extracted"
-    if not marker.exists():
-        dest.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, filter="data")
-            else:  # pragma: no cover - Python < 3.11.4
-                tar.extractall(dest)
-        marker.write_text(str(archive.resolve()))
-    return dest
-
-
 def _folder_spec(path: Path) -> str | None:
     """The ``data.load`` spec for a folder, looking one level down (archives add a top folder)."""
     for cand in (path, *sorted(p for p in path.iterdir() if p.is_dir())):
@@ -258,31 +243,31 @@ def _folder_spec(path: Path) -> str | None:
     return None
 
 
-def resolve_data(data: str, out: Path) -> tuple[str, str]:
-    """(``data.load`` spec, label for the report) for a spec, folder or archive."""
+def resolve_data(data: str) -> tuple[str, str]:
+    """(``data.load`` spec, label for the report) for a spec, a folder or a .tar(.gz) of one."""
+    label = "CIFAR-10 (JPEG re-encoded)" if "cifar10-jpg" in data else None
     scheme = data.split(":", 1)[0]
     if data == "digits" or (":" in data and scheme in ("cifar10", "mnist", "folder")):
-        return data, data
+        return data, label or data
     path = Path(data)
-    if path.is_file() and (path.name.endswith((".tar.gz", ".tgz", ".tar"))):
-        spec = _folder_spec(_extract(path, out))
+    if path.is_file() and tarfile.is_tarfile(path):
+        spec = f"folder:{path.resolve()}"  # data.load_image_folder reads and caches archives
     elif path.is_dir():
         spec = _folder_spec(path)
     else:
-        raise FileNotFoundError(f"--data {data!r}: no such file or folder, and not a spec "
+        raise FileNotFoundError(f"{data!r} is no file or folder, nor a spec "
                                 "(digits, cifar10:ROOT, mnist:ROOT, folder:ROOT)")
     if spec is None:
-        raise FileNotFoundError(f"--data {data!r}: found neither cifar-10-batches-py nor "
-                                "train/ and test/ class folders in it")
-    label = "CIFAR-10 (JPEG re-encoded)" if "cifar10-jpg" in str(path) else spec
-    return spec, label
+        raise FileNotFoundError(f"{data!r}: found neither cifar-10-batches-py nor train/ and "
+                                "test/ class folders in it (or one level down)")
+    return spec, label or spec
 
 
 def prepare_data(args: argparse.Namespace) -> tuple[Any, str, str, bool]:
     """(dataset, spec, label, paper preprocessing?): load, subset, preprocess CIFAR-like images."""
     from . import data as data_mod
 
-    spec, label = resolve_data(args.data, args.out)
+    spec, label = resolve_data(args.data)
     dataset = data_mod.load(spec)
     if args.train_size is not None or args.test_size is not None:
         n_train = args.train_size or len(dataset.train_x)
@@ -292,7 +277,8 @@ def prepare_data(args: argparse.Namespace) -> tuple[Any, str, str, bool]:
     paper = args.preprocess == "paper" or (
         args.preprocess == "auto" and tuple(dataset.input_shape) == (3, 32, 32))
     if paper:
-        dataset = data_mod.paper_preprocess(dataset)
+        dataset = dataset.replace(train_x=data_mod.paper_preprocess(dataset.train_x),
+                                  test_x=data_mod.paper_preprocess(dataset.test_x))
     return dataset, spec, args.data_label or label, paper
 
 # ---------------------------------------------------------------------------------------------
@@ -356,7 +342,8 @@ def train_one(spec: RunSpec, dataset: Any, args: argparse.Namespace,
 
     corruption = None
     if spec.randomization != "true_labels":
-        corruption = CorruptionSpec(spec.randomization, p=spec.p, seed=args.seed)
+        label_p = spec.p if spec.randomization in ("partial_labels", "random_labels") else None
+        corruption = CorruptionSpec(spec.randomization, p=label_p, seed=args.seed)
     config = FitConfig(lr=args.lr, lr_decay=args.lr_decay, batch_size=args.batch_size,
                        weight_decay=spec.weight_decay, augment=spec.augment,
                        corruption=corruption, target_accuracy=args.target_accuracy,
@@ -579,6 +566,19 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]
     return lines
 
 
+def part_seconds(plan: Plan, records: dict[RunSpec, Record]) -> dict[str, float]:
+    """Seconds of training per report part, each shared run counted once, in the first part."""
+    seen: set[RunSpec] = set()
+    out = {}
+    for name, specs in (("Figure 1a", plan.figure1a.values()), ("Figure 1b/c", plan.sweep.values()),
+                        ("Table 1", plan.table.values())):
+        new = [s for s in specs if s not in seen and s in records]
+        seen.update(new)
+        if specs:
+            out[name] = sum(records[s].seconds for s in new)
+    return out
+
+
 def draw_figures(plan: Plan, records: dict[RunSpec, Record], sweep: list[dict],
                  out: Path) -> tuple[list[Path], str]:
     """Figure 1 PNGs via rethink_checks.plots; returns (paths, reason they are missing)."""
@@ -628,7 +628,9 @@ def write_report(plan: Plan, records: dict[RunSpec, Record], args: argparse.Name
           f"- weight decay for the 'weight decay' rows: {args.weight_decay:g} (the paper states "
           "no value); random crop = FitConfig.augment (random crop with padding, plus horizontal flip)",
           "- randomizations: labels drawn once with the given seed (paper convention: the new "
-          "label may equal the old one); test labels left true; gaussian per project default",
+          "label may equal the old one); test labels left true; gaussian noise with the "
+          "training set's per-channel mean and std; shuffled pixels: one permutation for "
+          "train and test alike",
           f"- seed {args.seed}; figure model: {args.figure_model}", ""]
     if t1:
         L += ["## Table 1 (accuracy in %)", ""]
@@ -671,7 +673,10 @@ def write_report(plan: Plan, records: dict[RunSpec, Record], args: argparse.Name
                      _fmt(_cell(rec, "train_seconds"), ".1f"), f"{rec.seconds:.1f}"]
                     for rec in records.values()])
     total = sum(rec.seconds for rec in records.values())
-    L += ["", f"Total training time over all runs (including resumed ones): {total:.1f} s; "
+    parts = part_seconds(plan, records)
+    L += ["", "Time per part (a run shared by two parts counts in the first): "
+          + ", ".join(f"{name} {sec:.1f} s" for name, sec in parts.items()) + ".",
+          "", f"Total training time over all runs (including resumed ones): {total:.1f} s; "
           f"this invocation took {wall:.1f} s.", ""]
     L += ["## Differences from the paper", ""]
     L += [f"- {n}" for n in differences(t1, f1a, sweep, records, not full, args.target_accuracy)]
@@ -680,6 +685,7 @@ def write_report(plan: Plan, records: dict[RunSpec, Record], args: argparse.Name
     path.write_text("\n".join(L))
     summary = {"hardware": hw, "settings": common, "data": data_label, "table1": t1,
                "figure1a": f1a, "sweep": sweep, "total_seconds": total, "wall_seconds": wall,
+               "part_seconds": parts,
                "runs": {r.run_id: {"status": r.status, "seconds": r.seconds, "error": r.error}
                         for r in records.values()}}
     (args.out / "report.json").write_text(json.dumps(summary, indent=1, default=str))
@@ -707,7 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{torch.__version__} sees no CUDA device (use --device cpu or auto)")
     try:
         dataset, data_spec, label, paper_pre = prepare_data(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:  # DataError is a ValueError
         parser.error(f"argument --data: {exc}")
     common = common_settings(args, data_spec, paper_pre)
     plan = make_plan(args.rows, args.table_rows, args.models, args.p, args.figure_model,

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The GPU reproduction, run once on one H100/H200: the Figure 1 suite on small Inception first
+# (5 randomizations + label corruption p = 0, 0.2, ..., 1.0, p=0/1 shared with true/random
+# labels), then as many Table 1 rows as the time budget leaves. Always ends with OUT/report.md.
+#
+# usage: benchmarks/gpu_reproduce.sh DATA OUT [BUDGET_SECONDS]
+#   DATA            cifar10-jpg.tar.gz (extracted once into OUT/data), or any --data value the
+#                   command takes (cifar10:ROOT, folder:ROOT, a folder)
+#   OUT             output folder: runs/*.json, report.md, report.json, PNGs, log.txt
+#   BUDGET_SECONDS  total seconds for the whole command, data loading included (default 420:
+#                   room to spare under an 8-minute limit); no run starts after it, the run in
+#                   flight is stopped, the report is still written
+# env: PYTHON        interpreter (default python3); the repository is put on PYTHONPATH
+#      MAX_EPOCHS    epoch cap per run (default 100)
+#      RETHINK_REPRO_SMOKE=1  check this script on a CPU in seconds: digits, MLP, tiny sizes
+#                   (DATA is then ignored)
+# Rerunning with the same OUT resumes: finished runs are kept.
+set -euo pipefail
+
+usage() { echo "usage: $0 DATA OUT [BUDGET_SECONDS]" >&2; exit 2; }
+[[ $# -ge 2 && $# -le 3 ]] || usage
+DATA=$1
+OUT=$2
+BUDGET=${3:-420}
+if ! [[ $BUDGET =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+    echo "$0: BUDGET_SECONDS must be a number of seconds, got '$BUDGET'" >&2
+    exit 2
+fi
+MAX_EPOCHS=${MAX_EPOCHS:-100}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+
+args=(--out "$OUT" --time-budget "$BUDGET" --max-epochs "$MAX_EPOCHS"
+      --rows figure1a,figure1bc,table1 --p 0,0.2,0.4,0.6,0.8,1.0)
+if [[ ${RETHINK_REPRO_SMOKE:-0} == 1 ]]; then
+    args+=(--data digits --device cpu --figure-model mlp1x512 --models mlp1x512
+           --table-rows plain,random_labels --train-size 300 --test-size 100
+           --max-epochs 3 --quiet)
+else
+    if [[ $DATA != *:* && ! -e $DATA ]]; then
+        echo "$0: DATA '$DATA' does not exist" >&2
+        exit 2
+    fi
+    # Table 1 models cheapest first, so the leftover time fills the most rows.
+    args+=(--data "$DATA" --device cuda --figure-model inception
+           --models mlp1x512,mlp3x512,inception,alexnet,inception_nobn)
+fi
+
+mkdir -p "$OUT"
+{ nvidia-smi || echo "nvidia-smi: not available"; } > "$OUT/nvidia-smi.txt" 2>&1
+echo "gpu_reproduce: $PY -m rethink_checks.reproduce ${args[*]}" | tee "$OUT/log.txt"
+"$PY" -m rethink_checks.reproduce "${args[@]}" 2>&1 | tee -a "$OUT/log.txt"
+echo "gpu_reproduce: report in $OUT/report.md" | tee -a "$OUT/log.txt"

@@ -1,0 +1,335 @@
+"""The reproduction command: arguments, plan, resume, time budget, report, and a CPU-scaled run
+of the paper's qualitative shape on scikit-learn's digits."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rethink_checks import reproduce
+from rethink_checks.reproduce import FIGURE1A, PAPER_TABLE1, RunSpec, main, make_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The CPU-scaled reproduction: digits (300 training images), Figure 1 on MLP 1x512, Table 1
+#: on both MLPs. SGD momentum 0.9 as in the paper, but with ~10 steps per epoch instead of
+#: 390 the paper's x0.95 per epoch would freeze learning before random labels are fitted, so
+#: lr 0.1 decaying x0.98 per epoch.
+SCALED = ["--data", "digits", "--models", "mlp3x512,mlp1x512", "--figure-model", "mlp1x512",
+          "--train-size", "300", "--max-epochs", "100", "--batch-size", "32", "--lr", "0.1",
+          "--lr-decay", "0.98", "--quiet"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Two shared cores: one intra-op thread is many times faster than two under load."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _fake_fit_result(fitted: bool = True, stop: str = "fitted", epochs: int = 3) -> dict:
+    """A FitResult.to_dict() stand-in for tests of the bookkeeping (no training)."""
+    return {"fitted": fitted, "stop_reason": stop, "epochs": epochs, "steps": 10 * epochs,
+            "epochs_to_fit": epochs if fitted else None, "steps_to_fit": 10 * epochs if fitted
+            else None, "train_seconds": 0.1, "total_seconds": 0.1, "train_accuracy": 1.0,
+            "train_loss": 0.001, "test_accuracy": 0.5, "best_test_accuracy": 0.5,
+            "best_test_epoch": epochs, "curves": {"epoch": [1], "step": [10],
+                                                 "train_loss": [0.5]}}
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Replace training by a counter that returns a finished fake run."""
+    calls: list[RunSpec] = []
+
+    def fake(spec, dataset, args, max_seconds, run_id):
+        calls.append(spec)
+        return _fake_fit_result()
+    monkeypatch.setattr(reproduce, "train_one", fake)
+    return calls
+
+
+# ------------------------------------------------------------------------------ arguments
+
+@pytest.mark.parametrize("extra, arg, value", [
+    (["--models", "resnet"], "--models", "resnet"),
+    (["--models", "mlp1x512,vgg"], "--models", "vgg"),
+    (["--rows", "table2"], "--rows", "table2"),
+    (["--table-rows", "dropout"], "--table-rows", "dropout"),
+    (["--p", "0,1.5"], "--p", "1.5"),
+    (["--p", "-0.1"], "--p", "-0.1"),
+    (["--p", "half"], "--p", "half"),
+    (["--train-size", "0"], "--train-size", "0"),
+    (["--max-epochs", "two"], "--max-epochs", "two"),
+    (["--time-budget", "-5"], "--time-budget", "-5"),
+    (["--figure-model", "vgg"], "--figure-model", "vgg"),
+])
+def test_bad_arguments_are_argparse_errors_naming_argument_and_value(tmp_path, capsys, extra,
+                                                                     arg, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", "digits", "--out", str(tmp_path), *extra])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {arg}" in err and value in err
+
+
+def test_missing_data_path_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "argument --data" in capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(SystemExit):
+        main(["--data", "digits", "--out", str(tmp_path), "--device", "cuda"])
+    assert "argument --device" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ plan
+
+def test_plan_shares_p0_and_p1_with_true_and_random_labels():
+    plan = make_plan(["figure1a", "figure1bc", "table1"], list(reproduce.VARIANTS),
+                     ["inception"], [0.0, 0.2, 1.0], "inception", 5e-4)
+    assert plan.sweep[0.0] == plan.figure1a["true_labels"] == plan.table[("inception", "plain")]
+    assert plan.sweep[1.0] == plan.figure1a["random_labels"]
+    assert plan.table[("inception", "random_labels")] == plan.figure1a["random_labels"]
+    # 5 randomizations + p=0.2 + (wd, crop, crop_wd): plain and random labels are shared
+    assert len(plan.order()) == 5 + 1 + 3
+    assert plan.order()[:5] == list(plan.figure1a.values())  # Figure 1 first
+
+
+def test_plan_has_only_the_rows_the_paper_has():
+    plan = make_plan(["table1"], list(reproduce.VARIANTS), list(reproduce.MODEL_NAMES),
+                     [0.0], "inception", 5e-4)
+    assert set(plan.table) == set(PAPER_TABLE1)
+    assert plan.table[("mlp1x512", "wd")].weight_decay == 5e-4
+    assert plan.table[("alexnet", "crop")].augment and not plan.table[("alexnet", "crop")].weight_decay
+    assert not any(spec.augment for (model, _), spec in plan.table.items() if "mlp" in model)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ps=st.sets(st.sampled_from([0.0, 0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]), min_size=1),
+       rows=st.sets(st.sampled_from(reproduce.ROW_GROUPS), min_size=1))
+def test_plan_covers_every_request_once(ps, rows):
+    plan = make_plan(sorted(rows), list(reproduce.VARIANTS), ["mlp1x512"], sorted(ps),
+                     "mlp1x512", 5e-4)
+    order = plan.order()
+    assert len(order) == len(set(order))
+    needed = {*plan.figure1a.values(), *plan.sweep.values(), *plan.table.values()}
+    assert set(order) == needed
+    assert set(plan.sweep) == (set(ps) if "figure1bc" in rows else set())
+    for p, spec in plan.sweep.items():
+        assert spec.p == p and (spec.randomization == "partial_labels") == (0 < p < 1)
+
+
+def test_run_ids_change_with_the_settings_and_stay_readable():
+    spec = RunSpec("mlp1x512", "partial_labels", 0.4, weight_decay=5e-4)
+    a = spec.run_id({"max_epochs": 10})
+    assert a == spec.run_id({"max_epochs": 10})
+    assert a != spec.run_id({"max_epochs": 11})
+    assert a.startswith("mlp1x512-partial_labels-p0.4-wd0.0005-")
+
+
+# ------------------------------------------------------------------------------ data
+
+def test_archives_and_folders_resolve_to_load_specs(tmp_path):
+    src = tmp_path / "src" / "cifar10-jpg"
+    for split in ("train", "test"):
+        (src / split / "0_airplane").mkdir(parents=True)
+    archive = tmp_path / "cifar10-jpg.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname="cifar10-jpg")
+    assert reproduce.resolve_data(str(archive)) == (f"folder:{archive.resolve()}",
+                                                    "CIFAR-10 (JPEG re-encoded)")
+    # a folder holding the layout one level down, as unpacked archives do
+    assert reproduce.resolve_data(str(tmp_path / "src"))[0] == f"folder:{src}"
+    (tmp_path / "py" / "cifar-10-batches-py").mkdir(parents=True)
+    assert reproduce.resolve_data(str(tmp_path / "py")) == (f"cifar10:{tmp_path / 'py'}",) * 2
+
+
+def test_specs_pass_through_and_unknown_folders_are_refused(tmp_path):
+    assert reproduce.resolve_data("digits") == ("digits", "digits")
+    assert reproduce.resolve_data("cifar10:/x")[0] == "cifar10:/x"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="train/ and"):
+        reproduce.resolve_data(str(tmp_path / "empty"))
+
+
+# ------------------------------------------------------------------------------ resume, budget
+
+def test_resume_trains_nothing_the_second_time(tmp_path, counted):
+    argv = ["--data", "digits", "--out", str(tmp_path), "--models", "mlp1x512",
+            "--figure-model", "mlp1x512", "--p", "0,0.5,1", "--quiet"]
+    assert main(argv) == 0
+    first = len(counted)
+    assert first == 5 + 1 + 1  # 5 randomizations, p=0.5, weight decay row
+    files = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(files) == first
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert main(argv) == 0
+    assert len(counted) == first
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    assert "(resumed)" in (tmp_path / "report.md").read_text()
+
+
+def test_broken_or_budget_cut_run_files_are_redone(tmp_path, counted):
+    argv = ["--data", "digits", "--out", str(tmp_path), "--rows", "figure1a",
+            "--figure-model", "mlp1x512", "--quiet"]
+    main(argv)
+    files = sorted((tmp_path / "runs").glob("*.json"))
+    files[0].write_text('{"result": {"fitt')  # interrupted mid-write
+    doc = json.loads(files[1].read_text())
+    doc["result"]["stop_reason"] = "time_budget"
+    files[1].write_text(json.dumps(doc))
+    counted.clear()
+    main(argv)
+    assert len(counted) == 2
+
+
+def test_zero_time_budget_starts_no_run_and_still_reports(tmp_path, counted):
+    assert main(["--data", "digits", "--out", str(tmp_path), "--rows", "figure1a",
+                 "--figure-model", "mlp1x512", "--time-budget", "0", "--quiet"]) == 0
+    assert counted == []
+    report = (tmp_path / "report.md").read_text()
+    assert report.count("not started (time budget spent)") == len(FIGURE1A)
+
+
+def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
+    seen = []
+
+    def flaky(spec, dataset, args, max_seconds, run_id):
+        seen.append(spec.randomization)
+        if spec.randomization == "gaussian":
+            raise RuntimeError("boom")
+        return _fake_fit_result()
+    monkeypatch.setattr(reproduce, "train_one", flaky)
+    code = main(["--data", "digits", "--out", str(tmp_path), "--rows", "figure1a",
+                 "--figure-model", "mlp1x512", "--quiet"])
+    assert code == 1 and len(seen) == len(FIGURE1A)
+    assert "failed: RuntimeError: boom" in (tmp_path / "report.md").read_text()
+
+
+def test_subset_options_reach_the_data_and_the_report(tmp_path, counted):
+    main(["--data", "digits", "--out", str(tmp_path), "--rows", "table1", "--models",
+          "mlp1x512", "--table-rows", "plain", "--train-size", "200", "--test-size", "50",
+          "--quiet"])
+    assert [s.model for s in counted] == ["mlp1x512"]
+    report = (tmp_path / "report.md").read_text()
+    assert "200 training / 50 test images" in report
+    assert "scaled-down run" in report
+
+
+# ------------------------------------------------------------------------------ scaled reproduction
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory):
+    """One real CPU-scaled reproduction (digits, MLP 1x512), shared by the shape tests."""
+    out = tmp_path_factory.mktemp("scaled")
+    assert main([*SCALED, "--out", str(out)]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_every_randomization_fits(scaled):
+    _, doc = scaled
+    assert {r["randomization"] for r in doc["figure1a"]} == set(FIGURE1A)
+    assert all(r["fitted"] for r in doc["figure1a"]), doc["figure1a"]
+    assert all(r["fitted"] for r in doc["sweep"]), doc["sweep"]
+
+
+def test_random_labels_test_accuracy_is_near_chance(scaled):
+    _, doc = scaled
+    rand = next(r for r in doc["figure1a"] if r["randomization"] == "random_labels")
+    true = next(r for r in doc["figure1a"] if r["randomization"] == "true_labels")
+    assert rand["test_accuracy"] < 0.2 < 0.8 < true["test_accuracy"]
+
+
+def test_test_error_rises_with_p(scaled):
+    _, doc = scaled
+    errors = [r["test_error"] for r in doc["sweep"]]
+    assert [r["p"] for r in doc["sweep"]] == list(reproduce.DEFAULT_P)
+    assert all(b >= a - 0.05 for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] - errors[0] > 0.5
+    assert all(r["train_error"] == 0 for r in doc["sweep"])
+
+
+def test_random_labels_take_longer_than_true_labels(scaled):
+    _, doc = scaled
+    rel = {r["randomization"]: r["relative"] for r in doc["figure1a"]}
+    assert rel["true_labels"] == 1.0
+    assert rel["random_labels"] > 1.0
+    assert doc["sweep"][-1]["relative_time"] > 1.0
+
+
+def test_report_puts_our_numbers_beside_the_papers(scaled):
+    out, doc = scaled
+    report = (out / "report.md").read_text()
+    for needle in ("paper train", "paper test", "our test", "## Hardware", "- CPU: ",
+                   "- GPU: ", "torch ", "## Time per run", "Time per part", "Total training time",
+                   "## Differences from the paper", "public re-run steps", "17700",
+                   "50.51", "10.61", "52.39", "learning rate 0.1,", "weight decay for the 'weight decay' rows: 0.0005"):
+        assert needle in report, needle
+    # Table 1 in the paper's order, only the rows the paper has for the MLPs
+    assert [r["key"] for r in doc["table1"]] == [
+        "mlp3x512/wd", "mlp3x512/plain", "mlp3x512/random_labels",
+        "mlp1x512/wd", "mlp1x512/plain", "mlp1x512/random_labels"]
+    assert all(r["train"] is not None and r["seconds"] is not None for r in doc["table1"])
+
+
+def test_report_embeds_figure1_pngs(scaled):
+    pytest.importorskip("matplotlib")
+    out, _ = scaled
+    report = (out / "report.md").read_text()
+    pngs = sorted(out.glob("*.png"))
+    assert pngs, "no Figure 1 PNG written"
+    for png in pngs:
+        assert f"]({png.name})" in report
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------ GPU script
+
+SCRIPT = ROOT / "benchmarks" / "gpu_reproduce.sh"
+
+
+def _script(*args: str, smoke: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable}
+    if smoke:
+        env["RETHINK_REPRO_SMOKE"] = "1"
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+@pytest.mark.parametrize("args", [(), ("only-data",), ("d", "o", "60", "extra")])
+def test_gpu_script_needs_data_and_out(args):
+    proc = _script(*args)
+    assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_gpu_script_refuses_a_bad_budget_and_missing_data(tmp_path):
+    proc = _script("x", str(tmp_path), "soon")
+    assert proc.returncode == 2 and "BUDGET_SECONDS" in proc.stderr
+    proc = _script(str(tmp_path / "missing.tar.gz"), str(tmp_path), smoke=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_gpu_script_smoke_run_writes_the_report(tmp_path):
+    out = tmp_path / "gpu"
+    proc = _script("ignored", str(out), "60")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = (out / "report.md").read_text()
+    assert "## Figure 1" in report and "## Table 1" in report
+    assert (out / "log.txt").exists() and (out / "nvidia-smi.txt").exists()
+    assert len(list((out / "runs").glob("*.json"))) == 5 + 4  # figure 1a + p=0.2..0.8
