@@ -46,6 +46,7 @@ class Theorem1Info:
     min_gap: float  # smallest distance between consecutive sorted projections
     attempts: int  # projections tried before one separated the points
     seconds: float
+    train_accuracy: float | None = None  # classifier only: argmax agreement with the labels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,20 +140,31 @@ def _random_projection(d: int, seed: int, attempt: int) -> torch.Tensor:
 
 
 def _separating_projection(z: torch.Tensor, projection: Any, seed: int) -> tuple[torch.Tensor, int]:
-    """A vector a whose projections <a, z_i> are pairwise distinct (retrying random ones)."""
+    """A vector a whose projections <a, z_i> are pairwise distinct (retrying random ones).
+
+    a is rescaled so the projections span 1 (a lone point: |<a, z>| <= 1), which keeps the
+    biases and output weights in float64 range whatever the scale of the points.
+    """
     attempts = 1 if projection is not None else _MAX_PROJECTION_ATTEMPTS
+    zmax = float(z.abs().max()) or 1.0
+    unit = z / zmax  # project scaled points: no overflow for huge coordinates
     for attempt in range(attempts):
         if projection is not None:
             a = torch.as_tensor(projection, dtype=torch.float64).flatten()
-            if a.numel() != z.shape[1] or not torch.isfinite(a).all():
-                raise DataError(f"projection: need {z.shape[1]} finite values, got shape "
-                                f"{tuple(torch.as_tensor(projection).shape)}")
+            if a.numel() != z.shape[1] or not torch.isfinite(a).all() or not a.abs().max() > 0:
+                raise DataError(f"projection: need {z.shape[1]} finite values, not all zero, got "
+                                f"{torch.as_tensor(projection).tolist()}")
+            a = a / a.abs().max()
         else:
             a = _random_projection(z.shape[1], seed, attempt)
-        p = (z @ a).sort().values
-        spread = float(p[-1] - p[0]) if len(p) > 1 else 1.0
+        p = (unit @ a).sort().values
+        spread = float(p[-1] - p[0]) if len(p) > 1 else max(1.0, abs(float(p[0])))
         if len(p) == 1 or float((p[1:] - p[:-1]).min()) > _COLLISION_RTOL * max(spread, p.abs().max().item()):
-            return a, attempt + 1
+            scaled = a / (zmax * spread)
+            if not torch.isfinite(scaled).all():
+                raise DataError(f"points: coordinates of size {zmax:.3g} lie too close together to separate "
+                                "in float64 (the projection would overflow); rescale the points")
+            return scaled, attempt + 1
     what = "the given projection" if projection is not None else f"{attempts} random projections"
     raise DataError(f"points: projections onto {what} collide (two points map to the same value within "
                     f"relative {_COLLISION_RTOL:g}); the points are too close to separate in float64")
@@ -205,6 +217,9 @@ def _solve_theorem1(points: Any, targets: Any, projection: Any, seed: int
     b = _biases(x)
     y_sorted = y[order]
     w = _forward_substitution(x, b, y_sorted)
+    if not torch.isfinite(w).all():
+        raise DataError("targets: the output weights overflow float64 (targets too large for the gaps "
+                        "between projected points); rescale the targets or the points")
     diag = x - b
     info = Theorem1Info(
         n=len(z), d=z.shape[1], outputs=y.shape[1], num_weights=2 * len(z) + z.shape[1],
@@ -228,8 +243,9 @@ def theorem1_network(points: Any, targets: Any, *, projection: Any = None, seed:
                      ) -> tuple[TwoLayerReLU, Theorem1Info]:
     """The two-layer ReLU network of Theorem 1 reproducing real ``targets`` (n,) on ``n`` distinct points.
 
-    Inputs of any shape are flattened to (n, d). ``projection`` fixes a (else a seeded Gaussian
-    vector, redrawn up to 8 times if projections collide). The triangular system is solved
+    Inputs of any shape are flattened to (n, d). ``projection`` fixes the direction of a (else a
+    seeded Gaussian vector, redrawn up to 8 times if projections collide); a is scaled so the
+    projections span 1. The triangular system is solved
     in float64 by blocked forward substitution. Returns the module and a :class:`Theorem1Info`.
     """
     started = time.perf_counter()
@@ -262,7 +278,9 @@ def theorem1_classifier(points: Any, labels: Any, num_classes: int | None = None
     a, b, w, z, y, info = _solve_theorem1(points, one_hot, projection, seed)
     model = Theorem1Classifier([TwoLayerReLU(a, b, w[:, c]) for c in range(k)])
     with torch.no_grad():
-        return model, _finish(info, model(z), y, started)
+        scores = model(z)
+    info.train_accuracy = float((scores.argmax(1) == lab).double().mean())
+    return model, _finish(info, scores, y, started)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -544,9 +562,8 @@ def check_expressivity(model_factory: Any, data: Any, settings: Any, cache: Any 
     z = noisy.train_x.reshape(len(noisy.train_x), -1).detach().cpu().to(torch.float64)
     keep, dropped = _distinct_rows(z)
     z, labels = z[keep], noisy.train_y.detach().cpu()[keep]
-    model, info = theorem1_classifier(z, labels, noisy.num_classes, seed=seed)
-    with torch.no_grad():
-        accuracy = float((model(z).argmax(1) == labels).double().mean())
+    _, info = theorem1_classifier(z, labels, noisy.num_classes, seed=seed)
+    accuracy = info.train_accuracy
     user_params = count_parameters(model_factory())
     metrics = {
         "fitted": accuracy == 1.0, "train_accuracy": accuracy, "n": info.n, "d": info.d,

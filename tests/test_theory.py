@@ -60,7 +60,7 @@ def test_random_class_labels_fit_by_one_network_per_class_and_by_regression(poin
     assert info.num_weights == 2 * n + d and info.total_weights == k * (2 * n + d)
     with torch.no_grad():
         scores = clf(points)
-        assert torch.equal(scores.argmax(1), labels)
+        assert torch.equal(scores.argmax(1), labels) and info.train_accuracy == 1.0
         assert (scores - torch.nn.functional.one_hot(labels, k)).abs().max() <= 1e-6
         reg, _ = theorem1_network(points, labels.double())
         assert torch.equal(reg(points).round().long(), labels)
@@ -338,3 +338,16 @@ def test_arbitrary_float_points_fit_or_report_a_collision(raw, data):
     scale = max(1.0, float(y.abs().max()))
     # error grows with the conditioning of the triangular system, which the info reports
     assert info.residual <= max(1e-6, 1e-12 * info.condition_estimate) * scale
+
+
+@pytest.mark.parametrize("points", [
+    [[2.2250738585072014e-308], [0.0]],  # found by hypothesis: unscaled weights overflowed
+    [[1e300, 0.0], [0.0, 1e300], [-1e300, 5e299]],
+    [[1e-200, 3e-200], [2e-200, 1e-200]],
+])
+def test_extreme_point_scales_still_fit(points):
+    z = torch.tensor(points, dtype=torch.float64)
+    y = torch.arange(1.0, len(z) + 1)
+    net, info = theorem1_network(z, y)
+    assert torch.isfinite(net.w).all() and info.relative_residual < 1e-9
+    assert torch.allclose(net(z), y.double(), rtol=1e-9)
