@@ -12,6 +12,7 @@
 #                   flight is stopped, the report is still written
 # env: PYTHON        interpreter (default python3); the repository is put on PYTHONPATH
 #      MAX_EPOCHS    epoch cap per run (default 100)
+#      RETHINK_CACHE where decoded images are cached (default $TMPDIR/rethink_cache)
 #      RETHINK_REPRO_SMOKE=1  check this script on a CPU in seconds: digits, MLP, tiny sizes
 #                   (DATA is then ignored)
 # Rerunning with the same OUT resumes: finished runs are kept.
@@ -30,6 +31,8 @@ MAX_EPOCHS=${MAX_EPOCHS:-100}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
+# Decoded images are cached here (not under OUT, so OUT stays small enough to copy back).
+export RETHINK_CACHE=${RETHINK_CACHE:-${TMPDIR:-/tmp}/rethink_cache}
 
 args=(--out "$OUT" --time-budget "$BUDGET" --max-epochs "$MAX_EPOCHS"
       --rows figure1a,figure1bc,table1 --p 0,0.2,0.4,0.6,0.8,1.0)
