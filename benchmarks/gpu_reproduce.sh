@@ -13,8 +13,14 @@
 # env: PYTHON        interpreter (default python3); the repository is put on PYTHONPATH
 #      MAX_EPOCHS    epoch cap per run (default 100)
 #      RETHINK_CACHE where decoded images are cached (default $TMPDIR/rethink_cache)
+#      BUNDLE_DIR    if set, also copy the results there as at most 6 files (report.md,
+#                   report.json, the 3 PNGs, runs.tar.gz with runs/, log.txt, nvidia-smi.txt),
+#                   even when the command fails: for a device $OUT that returns <= 8 files
 #      RETHINK_REPRO_SMOKE=1  check this script on a CPU in seconds: digits, MLP, tiny sizes
 #                   (DATA is then ignored)
+#      RETHINK_REPRO_DEVICE   device for the real-data path (default cuda; cpu to dry-run it)
+#      RETHINK_REPRO_ARGS     extra options appended last (they win), e.g. for a CPU dry run:
+#                   "--train-size 200 --test-size 100 --max-epochs 1"
 # Rerunning with the same OUT resumes: finished runs are kept.
 set -euo pipefail
 
@@ -46,9 +52,23 @@ else
         exit 2
     fi
     # Table 1 models cheapest first, so the leftover time fills the most rows.
-    args+=(--data "$DATA" --device cuda --figure-model inception
+    args+=(--data "$DATA" --device "${RETHINK_REPRO_DEVICE:-cuda}" --figure-model inception
            --models mlp1x512,mlp3x512,inception,alexnet,inception_nobn)
 fi
+read -r -a extra <<< "${RETHINK_REPRO_ARGS:-}"
+args+=("${extra[@]}")
+
+bundle() {
+    [[ -n ${BUNDLE_DIR:-} ]] || return 0
+    mkdir -p "$BUNDLE_DIR"
+    for f in report.md report.json figure1a_loss.png figure1b_relative_time.png \
+             figure1c_test_error.png; do
+        [[ -f $OUT/$f ]] && cp "$OUT/$f" "$BUNDLE_DIR/"
+    done
+    tar -czf "$BUNDLE_DIR/runs.tar.gz" -C "$OUT" \
+        $(cd "$OUT" && ls -d runs log.txt nvidia-smi.txt 2>/dev/null) || true
+}
+trap bundle EXIT
 
 mkdir -p "$OUT"
 { nvidia-smi || echo "nvidia-smi: not available"; } > "$OUT/nvidia-smi.txt" 2>&1

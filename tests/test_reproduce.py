@@ -305,7 +305,7 @@ SCRIPT = ROOT / "benchmarks" / "gpu_reproduce.sh"
 
 
 def _script(*args: str, smoke: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable}
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     if smoke:
         env["RETHINK_REPRO_SMOKE"] = "1"
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
@@ -333,3 +333,37 @@ def test_gpu_script_smoke_run_writes_the_report(tmp_path):
     assert "## Figure 1" in report and "## Table 1" in report
     assert (out / "log.txt").exists() and (out / "nvidia-smi.txt").exists()
     assert len(list((out / "runs").glob("*.json"))) == 5 + 4  # figure 1a + p=0.2..0.8
+
+
+def test_gpu_script_bundles_results_for_a_device_out_folder(tmp_path):
+    out, bundle = tmp_path / "gpu", tmp_path / "bundle"
+    env = {**os.environ, "PYTHON": sys.executable, "RETHINK_REPRO_SMOKE": "1",
+           "BUNDLE_DIR": str(bundle), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(SCRIPT), "ignored", str(out), "60"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = sorted(p.name for p in bundle.iterdir())
+    assert len(names) <= 8 and "report.md" in names and "runs.tar.gz" in names
+    with tarfile.open(bundle / "runs.tar.gz") as tar:
+        members = tar.getnames()
+    assert "log.txt" in members and sum(m.startswith("runs/") for m in members) == 9
+
+
+CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+
+
+@pytest.mark.cifar
+@pytest.mark.skipif(not CIFAR.exists(), reason="needs ../shared/data/cifar10-jpg.tar.gz")
+def test_gpu_script_real_data_path_dry_run_on_cpu(tmp_path):
+    """The GPU script's CIFAR-10 path, on the CPU, tiny subset, budget cutting it short."""
+    out = tmp_path / "gpu"
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
+           "RETHINK_REPRO_DEVICE": "cpu",
+           "RETHINK_REPRO_ARGS": "--train-size 100 --test-size 50 --max-epochs 1"}
+    proc = subprocess.run(["bash", str(SCRIPT), str(CIFAR), str(out), "30"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = (out / "report.md").read_text()
+    assert "CIFAR-10 (JPEG re-encoded): 100 training / 50 test images, input (3, 28, 28)" in report
+    assert "preprocessing: paper" in report and "## Figure 1 (Inception)" in report
+    assert "not started (time budget spent)" in report  # 26 runs cannot fit in 30 s
