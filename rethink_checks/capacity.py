@@ -73,6 +73,17 @@ def _validated_bounds(data: Any, n_min: int | None, n_max: int | None, precision
     return n_min, n_max
 
 
+def _config_for(n: int, total: int, config: Any, budget: str) -> Any:
+    """``config`` for an n-example fit: with budget 'steps', the full set's steps and per-step lr decay."""
+    if budget == "epochs" or n == total:
+        return config
+    per_epoch_full = math.ceil(total / config.batch_size)
+    per_epoch = math.ceil(n / config.batch_size)
+    factor = per_epoch_full / per_epoch
+    return dataclasses.replace(config, max_epochs=math.ceil(config.max_epochs * factor),
+                               lr_decay=config.lr_decay ** (1.0 / factor))
+
+
 def _fit_at(n: int, model_factory: Callable, data: Any, config: Any, seed: int) -> FitResult:
     """One fit from a fresh model on a seeded n-example subset (nested in larger ones) with random labels.
 
@@ -111,6 +122,7 @@ def _next_size(lo: int, hi: int | None, n_min: int, n_max: int, tried: Mapping[i
 def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, threshold: float = 0.99,
                     n_min: int | None = None, n_max: int | None = None, precision: float = 0.05,
                     seed: int = 0, max_fits: int | None = None, label_mode: str = "paper",
+                    budget: str = "steps",
                     known_fits: MutableMapping[int, FitResult] | None = None) -> CapacityResult:
     """Largest n whose random labels ``model_factory()`` memorizes (train accuracy >= threshold).
 
@@ -119,7 +131,12 @@ def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, t
     within max(1, precision * upper end). Every fit trains a fresh model on a seeded subset
     (subsets are nested: a smaller one is a prefix of the same permutation) whose labels are
     redrawn uniformly (``CorruptionSpec('random_labels', seed, mode=label_mode)``) with
-    ``config``'s budget. ``known_fits`` maps sizes to fits already made with exactly these
+    ``config``'s budget. ``budget="steps"`` (default) gives every subset the optimizer steps and
+    the per-step learning-rate schedule of a full-set fit (max_epochs and lr_decay rescaled by
+    the ratio of steps per epoch), so that a smaller set is not also trained less: n* then
+    measures the model, not a shrinking step count. ``budget="epochs"`` uses ``config`` as
+    given (cheaper, but with the paper's per-epoch decay small sets get very few steps).
+    ``known_fits`` maps sizes to fits already made with exactly these
     settings (e.g. the random-labels check's run), which are reused rather than repeated;
     the search adds its new fits to it.
     """
@@ -128,6 +145,9 @@ def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, t
 
     started = time.perf_counter()
     n_min, n_max = _validated_bounds(data, n_min, n_max, precision, threshold, max_fits)
+    if budget not in ("steps", "epochs"):
+        raise DataError(f"budget: got {budget!r}; allowed: 'steps' (same optimizer steps as the full "
+                        "set) or 'epochs' (config as given)")
     config = dataclasses.replace(config if config is not None else FitConfig(),
                                  corruption=CorruptionSpec(name="random_labels", seed=seed, mode=label_mode),
                                  target_accuracy=float(threshold))
@@ -146,7 +166,8 @@ def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, t
         if not reused and max_fits is not None and sum(not f["reused"] for f in fits) >= max_fits:
             complete = False
             break
-        run = known_fits[n] if reused else _fit_at(n, model_factory, data, config, seed)
+        run = known_fits[n] if reused else _fit_at(n, model_factory, data,
+                                                   _config_for(n, n_max, config, budget), seed)
         if known_fits is not None:
             known_fits[n] = run
         num_parameters = num_parameters or int(run.num_parameters)

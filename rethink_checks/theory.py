@@ -13,7 +13,7 @@ from .errors import DataError, DeviceError
 from .results import CheckResult
 
 # Rows of the (never materialized) n x n triangular matrix handled at once: bounds memory to
-# _BLOCK * n float64 values, so n = 50,000 needs about 200 MB rather than 20 GB.
+# _BLOCK * n float64 values, so n = 50,000 needs about 400 MB rather than 20 GB.
 _BLOCK = 1024
 _MAX_PROJECTION_ATTEMPTS = 8
 # Sorted projections closer than this (relative to their spread) count as colliding.

@@ -84,15 +84,32 @@ def test_full_memorization_costs_one_fit(oracle, digits):
 
 def test_every_fit_gets_random_labels_threshold_and_nested_seeded_subsets(oracle, digits):
     oracle.capacity = 50
-    capacity_search(_factory, digits, threshold=0.9, seed=4, config=FitConfig(max_epochs=7))
+    capacity_search(_factory, digits, threshold=0.9, seed=4, config=FitConfig(max_epochs=7, batch_size=200))
     for call in oracle.calls:
         assert call.config.corruption.name == "random_labels" and call.config.corruption.seed == 4
-        assert call.config.target_accuracy == 0.9 and call.config.max_epochs == 7
+        assert call.config.target_accuracy == 0.9 and call.config.max_epochs == 7  # one step per epoch
     sub = [c.data for c in oracle.calls if c.n < 120]
     assert all(len(d.test_x) == 0 for d in sub)  # subsets skip test evaluation
     small, large = min(sub, key=lambda d: len(d.train_x)), max(sub, key=lambda d: len(d.train_x))
     rows = {tuple(r.tolist()) for r in large.train_x.flatten(1)}
     assert all(tuple(r.tolist()) in rows for r in small.train_x.flatten(1))  # nested
+
+
+@pytest.mark.parametrize("budget", ["steps", "epochs"])
+def test_budget_keeps_the_full_sets_steps_and_schedule_or_the_epochs(oracle, digits, budget):
+    oracle.capacity = 40
+    config = FitConfig(max_epochs=10, batch_size=16, lr_decay=0.9)
+    capacity_search(_factory, digits, config=config, budget=budget)
+    full = oracle.calls[0]
+    assert full.n == 120 and full.config.max_epochs == 10 and full.config.lr_decay == 0.9
+    for call in oracle.calls[1:]:
+        per_epoch = -(-call.n // 16)
+        if budget == "epochs":
+            assert call.config.max_epochs == 10 and call.config.lr_decay == 0.9
+        else:  # same optimizer steps (at least) and the same learning rate at the last step
+            assert call.config.max_epochs * per_epoch >= 10 * 8
+            assert (call.config.max_epochs - 1) * per_epoch < 10 * 8
+            assert call.config.lr_decay ** (80 / per_epoch) == pytest.approx(0.9 ** 10)
 
 
 def test_nothing_memorized_gives_zero(oracle, digits):
@@ -124,6 +141,7 @@ def test_known_fits_are_reused_not_repeated(oracle, digits):
     (dict(precision=1.0), "precision"),
     (dict(threshold=1.5), "threshold: got 1.5"),
     (dict(max_fits=0), "max_fits: got 0"),
+    (dict(budget="time"), "budget: got 'time'"),
 ])
 def test_bad_bounds(oracle, digits, kwargs, match):
     with pytest.raises(DataError, match=match):
