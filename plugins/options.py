@@ -147,6 +147,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage", _text, "folder of saved baselines (default .rethink under the rootdir)",
            metavar="DIR"),
     Option("save", _text, "save this session's metrics as baseline NAME", metavar="NAME"),
+    Option("threads", _int(1), "torch CPU threads per pytest process (default: torch's own; "
+           "under xdist: CPU cores / workers)", metavar="N"),
     Option("progress_interval", _float(0.0), "seconds between live progress lines of a running "
            "check (default 5; 0: every epoch)", metavar="SECONDS"),
 )

@@ -20,6 +20,14 @@ class RethinkSession:
         self.state = state
         self.config = config
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        threads = workers.cpu_threads(self.state.options.get("threads"),
+                                      getattr(self.config, "workerinput", None))
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "rethink", None) is not None and not self.state.is_worker:
             recorder.add_entry(self.state, report)

@@ -37,7 +37,8 @@ def header_lines(state: RethinkState) -> list[str]:
              "rethink: checks " + (", ".join(checks) if checks else
                                    "per module (default: " + ", ".join(state.known_checks) + ")")]
     budget = [f"{name.replace('_', ' ')} {opts.get(name)}"
-              for name in ("train_size", "max_epochs", "time_budget") if opts.get(name) is not None]
+              for name in ("train_size", "max_epochs", "time_budget", "threads")
+              if opts.get(name) is not None]
     if budget:
         lines.append("rethink: " + ", ".join(budget))
     return lines
@@ -59,7 +60,10 @@ def progress_printer(config: pytest.Config, state: RethinkState,
         last[0] = now
         acc = row.get("train_accuracy")
         acc_text = f"{acc:.4f}" if isinstance(acc, float) else str(acc)
-        line = (f"    {label}: epoch {row.get('epoch')}  train acc {acc_text}  "
+        run = f" [{row['run']}]" if row.get("run") else ""
+        if row.get("run") == "partial_labels" and row.get("p") is not None:
+            run = f" [partial_labels p={row['p']:g}]"
+        line = (f"    {label}{run}: epoch {row.get('epoch')}  train acc {acc_text}  "
                 f"{row.get('elapsed', 0.0):.1f} s")
         capture = config.pluginmanager.get_plugin("capturemanager")
         if capture is None:

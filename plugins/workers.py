@@ -38,3 +38,13 @@ def pin_worker_gpu(workerinput: dict[str, Any], environ: Any = os.environ) -> st
     chosen = gpus[index % len(gpus)]
     environ["CUDA_VISIBLE_DEVICES"] = chosen
     return chosen
+
+
+def cpu_threads(requested: int | None, workerinput: dict[str, Any] | None) -> int | None:
+    """Threads torch should use here: as requested, else cores / workers under xdist."""
+    if requested is not None:
+        return requested
+    if workerinput is None:
+        return None
+    workers = int(workerinput.get("workercount") or 1)
+    return max(1, (os.cpu_count() or 1) // workers)
