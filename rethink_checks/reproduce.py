@@ -17,6 +17,7 @@ import shlex
 import sys
 import tarfile
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -185,8 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce Table 1 and Figure 1 of Zhang et al. (ICLR 2017); resumable.")
     ap.add_argument("--data", required=True,
                     help="data spec (digits, cifar10:ROOT, folder:ROOT, mnist:ROOT), a folder "
-                         "(cifar-10-batches-py or train/ + test/ class folders) or a .tar.gz of one")
-    ap.add_argument("--out", required=True, type=Path, help="output folder (runs/, report.md, PNGs)")
+                         "(cifar-10-batches-py or train/ + test/ class folders) or a .tar.gz "
+                         "of one")
+    ap.add_argument("--out", required=True, type=Path,
+                    help="output folder (runs/, report.md, PNGs)")
     ap.add_argument("--models", type=_choices(MODEL_NAMES, "model"), default=list(MODEL_NAMES),
                     help="Table 1 models, in training order (default: all five)")
     ap.add_argument("--rows", type=_choices(ROW_GROUPS, "row group"), default=list(ROW_GROUPS),
@@ -321,16 +324,20 @@ def _save_record(path: Path, record: Record, common: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _num(x: Any, spec: str) -> str:
+    return "-" if not isinstance(x, (int, float)) else format(x, spec)
+
+
 def _progress(run_id: str, quiet: bool) -> Callable[[dict], None] | None:
+    """A per-epoch progress line on stderr (the GPU script's log), or None when quiet."""
     if quiet:
         return None
 
     def show(row: dict) -> None:
-        test = row.get("test_accuracy")
-        print(f"  [{run_id}] epoch {row.get('epoch')} loss {row.get('train_loss', float('nan')):.4f}"
-              f" train {row.get('train_accuracy', float('nan')):.4f}"
-              + (f" test {test:.4f}" if test is not None else "")
-              + f" {row.get('elapsed', 0.0):.1f}s", file=sys.stderr, flush=True)
+        print(f"  [{run_id}] epoch {row.get('epoch')} loss {_num(row.get('train_loss'), '.4f')}"
+              f" train {_num(row.get('train_accuracy'), '.4f')}"
+              f" test {_num(row.get('test_accuracy'), '.4f')}"
+              f" {_num(row.get('elapsed'), '.1f')}s", file=sys.stderr, flush=True)
     return show
 
 
@@ -389,6 +396,7 @@ def run_plan(plan: Plan, dataset: Any, args: argparse.Namespace, common: dict[st
         try:
             result = train_one(spec, dataset, args, left, run_id)
         except Exception as exc:  # one failing run must not take the others down
+            print(f"[{run_id}] failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             records[spec] = Record(spec, run_id, "failed", seconds=time.monotonic() - start,
                                    error=f"{type(exc).__name__}: {exc}")
             continue
@@ -500,7 +508,8 @@ def figure1a_rows(plan: Plan, records: dict[RunSpec, Record]) -> list[dict[str, 
                      "epochs_to_fit": _cell(rec, "epochs_to_fit"), "steps_to_fit": steps,
                      "steps_to_loss_0.01": _steps_to_loss(rec.result if rec else None),
                      "relative": steps / base if steps and base else None,
-                     "public_steps": public, "public_relative": public / PUBLIC_RERUN_STEPS["true_labels"],
+                     "public_steps": public,
+                     "public_relative": public / PUBLIC_RERUN_STEPS["true_labels"],
                      "test_accuracy": _cell(rec, "test_accuracy"), "status": _status(rec)})
     return rows
 
@@ -516,7 +525,8 @@ def differences(t1: list[dict], f1a: list[dict], sweep: list[dict], records: dic
         if row["test"] is not None and abs(row["test"] - row["paper_test"]) > DIFF_POINTS:
             notes.append(f"Table 1 {row['model']} (crop={_yn(row['crop'])}, weight decay="
                          f"{_yn(row['wd'])}): test accuracy {row['test']:.2f}% vs the paper's "
-                         f"{row['paper_test']:.2f}% ({row['test'] - row['paper_test']:+.2f} points).")
+                         f"{row['paper_test']:.2f}% "
+                         f"({row['test'] - row['paper_test']:+.2f} points).")
         if row["train"] is not None and row["train"] < 100 * target - 1e-9:
             notes.append(f"Table 1 {row['model']} (crop={_yn(row['crop'])}, weight decay="
                          f"{_yn(row['wd'])}): reached only {row['train']:.2f}% training accuracy "
@@ -612,7 +622,7 @@ def part_seconds(plan: Plan, records: dict[RunSpec, Record]) -> dict[str, float]
 
 
 def draw_figures(plan: Plan, records: dict[RunSpec, Record], sweep: list[dict],
-                 out: Path) -> tuple[list[Path], str]:
+                 out: Path, title: str) -> tuple[list[Path], str]:
     """Figure 1 PNGs via rethink_checks.plots; returns (paths, reason they are missing)."""
     from .results import FitResult
 
@@ -623,98 +633,128 @@ def draw_figures(plan: Plan, records: dict[RunSpec, Record], sweep: list[dict],
         return [], "no finished Figure 1 runs"
     try:
         from . import plots
-        return [Path(p) for p in plots.figure1(runs, rows, out)], ""
+        return [Path(p) for p in plots.figure1(runs, rows, out, title=title)], ""
     except Exception as exc:  # plotting is optional: the numbers are in the tables
         return [], f"{type(exc).__name__}: {exc}"
 
 
-def write_report(plan: Plan, records: dict[RunSpec, Record], args: argparse.Namespace,
-                 common: dict[str, Any], data_label: str, dataset: Any, argv: Sequence[str],
-                 wall: float) -> Path:
-    """OUT/report.md: settings, hardware, Table 1 and Figure 1 beside the paper, times, differences."""
-    hw = hardware()
-    t1, sweep, f1a = table1_rows(plan, records), sweep_rows(plan, records), figure1a_rows(plan, records)
-    figures, why = draw_figures(plan, records, sweep, args.out)
-    full = (args.train_size is None and len(dataset.train_x) == 50000
-            and args.max_epochs >= 100 and "CIFAR" in data_label.upper())
-    L = ["# Reproduction of Zhang et al. (ICLR 2017): Table 1 and Figure 1", ""]
-    L += [f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} by",
-          "", "```", "python -m rethink_checks.reproduce " + " ".join(map(shlex.quote, argv)),
-          "```", ""]
-    L += ["## Hardware", "", f"- CPU: {hw['cpu']}", f"- GPU: {hw['gpu']}",
-          f"- torch {hw['torch']}, Python {hw['python']}, {hw['platform']}", ""]
-    run_devices = sorted({f"{r.result.get('device')} {r.result.get('device_name', '')}".strip()
-                          for r in records.values() if r.result})
-    if run_devices:
-        L += [f"- runs trained on: {', '.join(run_devices)}", ""]
-    L += ["## Data and settings", "",
-          f"- data: {data_label}: {len(dataset.train_x)} training / {len(dataset.test_x)} test "
-          f"images, input {tuple(dataset.input_shape)}, {dataset.num_classes} classes",
-          f"- preprocessing: {'paper (28x28 centre crop, per-image whitening)' if common['paper_preprocess'] else 'none'}",
-          f"- SGD momentum 0.9, batch {args.batch_size}, learning rate "
-          f"{args.lr if args.lr else 'per model (0.1 Inception, 0.01 AlexNet and MLPs)'}, "
-          f"x{args.lr_decay:g} per epoch",
-          f"- stopping rule (every run, Table 1 included): stop when full-training-set accuracy "
-          f"(eval mode) reaches {args.target_accuracy:g}, or after {args.max_epochs} epochs; "
-          "accuracies are those at the stop",
-          f"- weight decay for the 'weight decay' rows: {args.weight_decay:g} (the paper states "
-          "no value); random crop = FitConfig.augment (random crop with padding, plus horizontal flip)",
-          "- randomizations: labels drawn once with the given seed (paper convention: the new "
-          "label may equal the old one); test labels left true; gaussian noise with the "
-          "training set's per-channel mean and std; shuffled pixels: one permutation for "
-          "train and test alike",
-          f"- seed {args.seed}; figure model: {args.figure_model}", ""]
-    if t1:
-        L += ["## Table 1 (accuracy in %)", ""]
-        L += _md_table(["model", "crop", "weight decay", "paper train", "paper test", "our train",
-                        "our test", "epochs", "stop", "seconds"],
-                       [[r["model"], _yn(r["crop"]), _yn(r["wd"]), f"{r['paper_train']:.2f}",
-                         f"{r['paper_test']:.2f}", _fmt(r["train"], ".2f"), _fmt(r["test"], ".2f"),
-                         _fmt(r["epochs"]), r["status"], _fmt(r["seconds"], ".1f")] for r in t1])
-        L.append("")
-    if f1a or sweep:
-        L += [f"## Figure 1 ({MODEL_LABELS[args.figure_model]})", ""]
-        for path in figures:
-            L += [f"![{path.stem}]({os.path.relpath(path, args.out)})", ""]
-        if why:
-            L += [f"Figures not drawn: {why}.", ""]
+def _header(argv: Sequence[str], hw: dict[str, str], records: dict[RunSpec, Record]) -> list[str]:
+    """Title, the command line and the hardware."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    L = ["# Reproduction of Zhang et al. (ICLR 2017): Table 1 and Figure 1", "",
+         f"Generated {now} by", "", "```",
+         "python -m rethink_checks.reproduce " + " ".join(map(shlex.quote, argv)), "```", "",
+         "## Hardware", "", f"- CPU: {hw['cpu']}", f"- GPU: {hw['gpu']}",
+         f"- torch {hw['torch']}, Python {hw['python']}, {hw['platform']}"]
+    devices = sorted({f"{r.result.get('device')} {r.result.get('device_name', '')}".strip()
+                      for r in records.values() if r.result})
+    if devices:
+        L.append(f"- runs trained on: {', '.join(devices)}")
+    return L + [""]
+
+
+def _settings_section(args: argparse.Namespace, common: dict[str, Any], data_label: str,
+                      dataset: Any) -> list[str]:
+    """The data and every training setting, including the choices the paper leaves open."""
+    pre = ("paper (28x28 centre crop, per-image whitening)" if common["paper_preprocess"]
+           else "none")
+    lr = args.lr if args.lr else "per model (0.1 Inception, 0.01 AlexNet and MLPs)"
+    return ["## Data and settings", "",
+            f"- data: {data_label}: {len(dataset.train_x)} training / {len(dataset.test_x)} "
+            f"test images, input {tuple(dataset.input_shape)}, {dataset.num_classes} classes",
+            f"- preprocessing: {pre}",
+            f"- SGD momentum 0.9, batch {args.batch_size}, learning rate {lr}, "
+            f"x{args.lr_decay:g} per epoch",
+            "- stopping rule (every run, Table 1 included): stop when full-training-set "
+            f"accuracy (eval mode) reaches {args.target_accuracy:g}, or after "
+            f"{args.max_epochs} epochs; accuracies are those at the stop",
+            f"- weight decay for the 'weight decay' rows: {args.weight_decay:g} (the paper "
+            "states no value); random crop = FitConfig.augment (random crop with padding, "
+            "plus horizontal flip)",
+            "- randomizations: labels drawn once with the given seed (paper convention: the "
+            "new label may equal the old one); test labels left true; gaussian noise with the "
+            "training set's per-channel mean and std; shuffled pixels: one permutation for "
+            "train and test alike",
+            f"- seed {args.seed}; figure model: {args.figure_model}", ""]
+
+
+def _table1_section(t1: list[dict[str, Any]]) -> list[str]:
+    if not t1:
+        return []
+    header = ["model", "crop", "weight decay", "paper train", "paper test", "our train",
+              "our test", "epochs", "stop", "seconds"]
+    rows = [[r["model"], _yn(r["crop"]), _yn(r["wd"]), f"{r['paper_train']:.2f}",
+             f"{r['paper_test']:.2f}", _fmt(r["train"], ".2f"), _fmt(r["test"], ".2f"),
+             _fmt(r["epochs"]), r["status"], _fmt(r["seconds"], ".1f")] for r in t1]
+    return ["## Table 1 (accuracy in %)", "", *_md_table(header, rows), ""]
+
+
+def _figure1_section(f1a: list[dict], sweep: list[dict], figures: list[Path], why: str,
+                     out: Path, model: str) -> list[str]:
+    if not (f1a or sweep):
+        return []
+    L = [f"## Figure 1 ({MODEL_LABELS[model]})", ""]
+    for path in figures:
+        L += [f"![{path.stem}]({os.path.relpath(path, out)})", ""]
+    if why:
+        L += [f"Figures not drawn: {why}.", ""]
     if f1a:
         L += ["### (a) fitting each randomization", "",
               "Ours: steps until 100% training accuracy; the public re-run quoted in PAPER.md "
               "counts steps until training loss <= 0.01 (batch 128).", ""]
-        L += _md_table(["randomization", "fitted", "epochs", "steps", "steps to loss<=0.01",
-                        "x true labels", "public re-run steps", "public x true", "test acc %", "stop"],
-                       [[r["randomization"], _fmt(r["fitted"]), _fmt(r["epochs_to_fit"]),
-                         _fmt(r["steps_to_fit"]), _fmt(r["steps_to_loss_0.01"]),
-                         _fmt(r["relative"], ".2f"), r["public_steps"],
-                         f"{r['public_relative']:.2f}", _pct(r["test_accuracy"]), r["status"]]
-                        for r in f1a])
+        header = ["randomization", "fitted", "epochs", "steps", "steps to loss<=0.01",
+                  "x true labels", "public re-run steps", "public x true", "test acc %", "stop"]
+        L += _md_table(header, [[r["randomization"], _fmt(r["fitted"]), _fmt(r["epochs_to_fit"]),
+                                 _fmt(r["steps_to_fit"]), _fmt(r["steps_to_loss_0.01"]),
+                                 _fmt(r["relative"], ".2f"), r["public_steps"],
+                                 f"{r['public_relative']:.2f}", _pct(r["test_accuracy"]),
+                                 r["status"]] for r in f1a])
         L.append("")
     if sweep:
         L += ["### (b, c) label corruption p", "",
               "Paper: time to fit grows with p (a small constant factor at p = 1); test error "
               "rises towards 0.9 (chance) while training error stays 0.", ""]
-        L += _md_table(["p", "fitted", "epochs to fit", "x p=0", "train error", "test error", "stop"],
-                       [[f"{r['p']:g}", _fmt(r["fitted"]), _fmt(r["epochs_to_fit"]),
-                         _fmt(r["relative_time"], ".2f"), _fmt(r["train_error"], ".4f"),
-                         _fmt(r["test_error"], ".4f"), r["status"]] for r in sweep])
+        header = ["p", "fitted", "epochs to fit", "x p=0", "train error", "test error", "stop"]
+        L += _md_table(header, [[f"{r['p']:g}", _fmt(r["fitted"]), _fmt(r["epochs_to_fit"]),
+                                 _fmt(r["relative_time"], ".2f"), _fmt(r["train_error"], ".4f"),
+                                 _fmt(r["test_error"], ".4f"), r["status"]] for r in sweep])
         L.append("")
-    L += ["## Time per run", ""]
-    L += _md_table(["run", "status", "epochs", "train seconds", "wall seconds"],
-                   [[rec.run_id, rec.status, _fmt(_cell(rec, "epochs")),
-                     _fmt(_cell(rec, "train_seconds"), ".1f"), f"{rec.seconds:.1f}"]
-                    for rec in records.values()])
+    return L
+
+
+def _timing_section(records: dict[RunSpec, Record], parts: dict[str, float], total: float,
+                    wall: float) -> list[str]:
+    rows = [[rec.run_id, rec.status, _fmt(_cell(rec, "epochs")),
+             _fmt(_cell(rec, "train_seconds"), ".1f"), f"{rec.seconds:.1f}"]
+            for rec in records.values()]
+    return ["## Time per run", "",
+            *_md_table(["run", "status", "epochs", "train seconds", "wall seconds"], rows), "",
+            "Time per part (a run shared by two parts counts in the first): "
+            + ", ".join(f"{name} {sec:.1f} s" for name, sec in parts.items()) + ".", "",
+            f"Total training time over all runs (including resumed ones): {total:.1f} s; "
+            f"this invocation took {wall:.1f} s.", ""]
+
+
+def write_report(plan: Plan, records: dict[RunSpec, Record], args: argparse.Namespace,
+                 common: dict[str, Any], data_label: str, dataset: Any, argv: Sequence[str],
+                 wall: float) -> Path:
+    """OUT/report.md (+ report.json, PNGs): ours beside the paper's, hardware, settings, times."""
+    hw = hardware()
+    t1, f1a = table1_rows(plan, records), figure1a_rows(plan, records)
+    sweep = sweep_rows(plan, records)
+    figures, why = draw_figures(plan, records, sweep, args.out, MODEL_LABELS[args.figure_model])
+    full = (args.train_size is None and len(dataset.train_x) == 50000
+            and args.max_epochs >= 100 and "CIFAR" in data_label.upper())
     total = sum(rec.seconds for rec in records.values())
     parts = part_seconds(plan, records)
-    L += ["", "Time per part (a run shared by two parts counts in the first): "
-          + ", ".join(f"{name} {sec:.1f} s" for name, sec in parts.items()) + ".",
-          "", f"Total training time over all runs (including resumed ones): {total:.1f} s; "
-          f"this invocation took {wall:.1f} s.", ""]
+    L = _header(argv, hw, records) + _settings_section(args, common, data_label, dataset)
+    L += _table1_section(t1)
+    L += _figure1_section(f1a, sweep, figures, why, args.out, args.figure_model)
+    L += _timing_section(records, parts, total, wall)
     L += ["## Differences from the paper", ""]
     L += [f"- {n}" for n in differences(t1, f1a, sweep, records, not full, args.target_accuracy)]
     L += ["", "Setup choices that may explain differences:", ""]
-    L += [f"- {n}" for n in setup_departures(args, data_label)]
-    L.append("")
+    L += [f"- {n}" for n in setup_departures(args, data_label)] + [""]
     path = args.out / "report.md"
     path.write_text("\n".join(L))
     summary = {"hardware": hw, "settings": common, "data": data_label, "table1": t1,
