@@ -26,6 +26,11 @@ def distinct_points(draw, max_n: int = 60, max_d: int = 8):
     return torch.tensor(grid[np.sort(first)] / 8.0)
 
 
+def _examples(n: int) -> int:
+    """At least n examples (cheap tests), more under a thorough hypothesis profile."""
+    return max(n, settings().max_examples)
+
+
 finite_targets = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 
@@ -33,7 +38,7 @@ def _tolerance(y: torch.Tensor) -> float:
     return 1e-6 * max(1.0, float(y.abs().max()))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=_examples(60), deadline=None)
 @given(points=distinct_points(), data=st.data())
 def test_theorem1_fits_any_real_targets_with_2n_plus_d_weights(points, data):
     n, d = points.shape
@@ -48,7 +53,7 @@ def test_theorem1_fits_any_real_targets_with_2n_plus_d_weights(points, data):
     assert info.condition_estimate >= info.diagonal_ratio >= 1.0
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=_examples(40), deadline=None)
 @given(points=distinct_points(), data=st.data())
 def test_random_class_labels_fit_by_one_network_per_class_and_by_regression(points, data):
     n, d = points.shape
@@ -322,7 +327,7 @@ def test_interpolate_many_matches_separate_solves(digits):
         model.interpolate_many({"true": y, "random": noisy[:10]})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=_examples(200), deadline=None)
 @given(raw=hnp.arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 4)),
                       elements=st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)),
        data=st.data())
