@@ -134,7 +134,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_slowdown", _float(0.0, low_open=True),
            "slowdown: largest allowed epochs-to-fit ratio against true labels (default 10)",
            key="max_slowdown", metavar="RATIO"),
-    Option("max_regularizer_gain", _float(0.0, 1.0),
+    Option("max_regularizer_gain", _float(-1.0, 1.0),
            "regularizers: largest allowed test-accuracy cost of removing them (default 0.10)",
            key="max_regularizer_gain", metavar="ACC"),
     Option("error_tolerance", _float(0.0, 1.0),

@@ -107,7 +107,7 @@ def _rethink_result(request: pytest.FixtureRequest, rethink_check: str, rethink_
     if state is None:
         pytest.skip("rethink checks run only with --rethink")
     info = request.node.stash[items.ITEM_KEY]
-    progress = terminal.progress_printer(request.config, state, f"{info.model} {rethink_check}")
+    progress = terminal.progress_printer(request.config, state, info.model, rethink_check)
     return items.run_item(request, state, rethink_check, rethink_model, rethink_data,
                           rethink_config, progress)
 

@@ -43,7 +43,7 @@ def document(state: RethinkState, interrupted: bool) -> dict[str, Any]:
     plugin = {"checks": list(state.cli_checks or state.ini_checks or state.known_checks),
               "options": {**state.options.ini, **state.options.cli},
               "interrupted": interrupted}
-    return session_document(list(state.entries.values()), settings, seed=settings.get("seed"),
+    return session_document(state.ordered_entries(), settings, seed=settings.get("seed"),
                             data=state.data_default, extra={"plugin": plugin})
 
 
@@ -56,7 +56,7 @@ def write_plots(state: RethinkState, out_dir: Path) -> list[Path]:
     from rethink_checks.plots import figure1
 
     models: dict[str, dict[str, Any]] = {}
-    for entry in state.entries.values():
+    for entry in state.ordered_entries():
         slot = models.setdefault(entry["model"], {"runs": {}, "rows": []})
         for name, curves in (entry.get("curves") or {}).items():
             if name in FIGURE_RUNS and curves:

@@ -19,6 +19,7 @@ class RethinkSession:
     def __init__(self, state: RethinkState, config: pytest.Config) -> None:
         self.state = state
         self.config = config
+        self._threads_before: int | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         threads = workers.cpu_threads(self.state.options.get("threads"),
@@ -26,7 +27,14 @@ class RethinkSession:
         if threads is not None:
             import torch
 
+            self._threads_before = torch.get_num_threads()
             torch.set_num_threads(threads)
+
+    def pytest_unconfigure(self) -> None:
+        if self._threads_before is not None:  # leave the process as we found it (pytester)
+            import torch
+
+            torch.set_num_threads(self._threads_before)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "rethink", None) is not None and not self.state.is_worker:

@@ -41,6 +41,12 @@ class RethinkState:
     def data_default(self) -> str:
         return self.options.get("data", "digits")
 
+    def ordered_entries(self) -> list[dict[str, Any]]:
+        """Entries grouped by model, checks in the engine's order (xdist delivers them mixed)."""
+        rank = {name: i for i, name in enumerate(self.known_checks)}
+        return sorted(self.entries.values(),
+                      key=lambda e: (e.get("model_key", ""), rank.get(e.get("check"), 99)))
+
     def load_data(self, spec: Any) -> Any:
         """The dataset for a spec (loaded once per process) or the Dataset itself."""
         if not isinstance(spec, str):

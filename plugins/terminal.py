@@ -44,8 +44,8 @@ def header_lines(state: RethinkState) -> list[str]:
     return lines
 
 
-def progress_printer(config: pytest.Config, state: RethinkState,
-                     label: str) -> Callable[[dict], None] | None:
+def progress_printer(config: pytest.Config, state: RethinkState, model: str,
+                     check: str) -> Callable[[dict], None] | None:
     """A FitConfig.progress callback writing throttled lines, or None (quiet, xdist worker)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None or state.is_worker or config.get_verbosity() < 0:
@@ -60,10 +60,11 @@ def progress_printer(config: pytest.Config, state: RethinkState,
         last[0] = now
         acc = row.get("train_accuracy")
         acc_text = f"{acc:.4f}" if isinstance(acc, float) else str(acc)
-        run = f" [{row['run']}]" if row.get("run") else ""
-        if row.get("run") == "partial_labels" and row.get("p") is not None:
-            run = f" [partial_labels p={row['p']:g}]"
-        line = (f"    {label}{run}: epoch {row.get('epoch')}  train acc {acc_text}  "
+        run = row.get("run") or check
+        if run == "partial_labels" and row.get("p") is not None:
+            run = f"partial_labels p={row['p']:g}"
+        label = f"{model} {check}" + (f" [{run}]" if run != check else "")
+        line = (f"    {label}: epoch {row.get('epoch')}  train acc {acc_text}  "
                 f"{row.get('elapsed', 0.0):.1f} s")
         capture = config.pluginmanager.get_plugin("capturemanager")
         if capture is None:
@@ -81,6 +82,6 @@ def write_summary(reporter: Any, state: RethinkState) -> None:
 
     reporter.write_sep("=", "rethink summary")
     if state.entries:
-        reporter.write_line(format_table(list(state.entries.values())))
+        reporter.write_line(format_table(state.ordered_entries()))
     for line in state.finish_lines:
         reporter.write_line(line)

@@ -238,6 +238,38 @@ def test_header_and_live_progress(pytester: pytest.Pytester) -> None:
     assert "epoch 1  train acc" not in quiet.stdout.str()
 
 
+def test_last_failed_and_exitfirst_work_on_rethink_items(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(dict(FAST, fit_threshold=0.1, memorize_threshold=1.0,
+                                               max_epochs=1)))
+    args = ("--rethink", "--rethink-checks=random_labels,true_labels,gaussian")
+    pytester.runpytest(*args, "-x").assert_outcomes(failed=1)  # stops at random_labels
+    pytester.runpytest(*args).assert_outcomes(passed=1, failed=2)
+    rerun = pytester.runpytest(*args, "--lf", "-q")
+    rerun.assert_outcomes(failed=2)  # true_labels passed last time: not run again
+
+
+def test_threads_option_sets_and_restores_torch_threads(pytester: pytest.Pytester) -> None:
+    before = torch.get_num_threads()
+    pytester.makepyfile(test_model=module(dict(FAST, fit_threshold=0.1), body=MODEL + '''
+def test_threads_inside():
+    assert torch.get_num_threads() == 1
+'''))
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels", "--rethink-threads=1")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["rethink: threads 1"])
+    assert torch.get_num_threads() == before
+
+
+def test_threads_default_to_cores_per_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rethink_checks_pytest.workers import cpu_threads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert cpu_threads(None, None) is None  # no xdist: torch's own default
+    assert cpu_threads(None, {"workercount": 3}) == 2
+    assert cpu_threads(None, {"workercount": 16}) == 1
+    assert cpu_threads(4, {"workercount": 16}) == 4
+
+
 # ---------------------------------------------------------------- outputs
 
 def test_plots_are_written(pytester: pytest.Pytester) -> None:
