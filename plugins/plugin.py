@@ -114,15 +114,12 @@ def _rethink_result(request: pytest.FixtureRequest, rethink_check: str, rethink_
 
 # ---------------------------------------------------------------- reports
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    report = yield
+    outcome = yield
     if items.ITEM_KEY in item.stash and get_state(item.config) is not None:
-        items.annotate_report(item, call, report)
-    return report
+        items.annotate_report(item, call, outcome.get_result())
 
-
-# ---------------------------------------------------------------- pytest-xdist
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:

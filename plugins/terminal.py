@@ -48,7 +48,7 @@ def progress_printer(config: pytest.Config, state: RethinkState, model: str,
                      check: str) -> Callable[[dict], None] | None:
     """A FitConfig.progress callback writing throttled lines, or None (quiet, xdist worker)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or state.is_worker or config.get_verbosity() < 0:
+    if reporter is None or state.is_worker or config.getoption("verbose") < 0:
         return None
     interval = state.options.get("progress_interval", PROGRESS_EVERY)
     last = [time.monotonic()]
