@@ -16,13 +16,13 @@ def describe_device(requested: str) -> str:
     import torch
 
     if requested in ("auto", "cuda") or requested.startswith("cuda:"):
-        if torch.cuda.is_available():
-            index = int(requested.split(":")[1]) if ":" in requested else 0
-            if index < torch.cuda.device_count():
-                return f"{requested} ({torch.cuda.get_device_name(index)})"
+        index = int(requested.split(":")[1]) if ":" in requested else 0
+        if torch.cuda.is_available() and index < torch.cuda.device_count():
+            name = "cuda" if requested == "auto" else requested
+            return f"{name} ({torch.cuda.get_device_name(index)})"
         if requested == "auto":
             return "cpu (no GPU: running on CPU)"
-        return f"{requested} (not available: no CUDA device)"
+        return f"{requested} (not available: no such CUDA device)"
     return requested
 
 

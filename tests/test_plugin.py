@@ -338,20 +338,30 @@ def rethink_model(request):
     if request.param == "wrong_type":
         return 42
     return lambda input_shape: mlp(input_shape, 7, width=8)
-'''), test_good=module(dict(FAST, fit_threshold=0.1)))
+'''), test_good=module(dict(FAST, fit_threshold=0.1)),
+       test_bad_data=module(FAST, body=MODEL + '''
+@pytest.fixture
+def rethink_data():
+    return 42
+'''))
     result = pytester.runpytest("--rethink", "--rethink-checks=true_labels",
                                 "--rethink-json=out.json")
-    result.assert_outcomes(passed=1, errors=3)
+    result.assert_outcomes(passed=1, errors=4)
     out = result.stdout.str()
     assert "RuntimeError: cannot build the model" in out
     assert "returned builtins.int; expected a torch.nn.Module or a factory" in out
     assert "model returned shape (" in out and ", 7); expected (" in out
+    assert "DataError: the rethink_data fixture returned 42; expected a" in out
     assert "torch/nn/modules" not in out  # the engine's message, not a torch traceback
-    items = entries(pytester.path / "out.json")
+    doc = json.loads((pytester.path / "out.json").read_text())
+    items = {item["nodeid"]: item for item in doc["items"]}
     assert {k: v["outcome"] for k, v in items.items()} == {
-        "rethink[true_labels]": "passed", "rethink[true_labels-raises]": "error",
-        "rethink[true_labels-wrong_type]": "error", "rethink[true_labels-wrong_shape]": "error"}
-    assert "ModelError" in items["rethink[true_labels-wrong_shape]"]["message"]
+        "test_good.py::rethink[true_labels]": "passed",
+        "test_bad_data.py::rethink[true_labels]": "error",
+        "test_bad.py::rethink[true_labels-raises]": "error",
+        "test_bad.py::rethink[true_labels-wrong_type]": "error",
+        "test_bad.py::rethink[true_labels-wrong_shape]": "error"}
+    assert "ModelError" in items["test_bad.py::rethink[true_labels-wrong_shape]"]["message"]
 
 
 @pytest.mark.parametrize("args, shown", [
