@@ -43,9 +43,16 @@ def pytest_configure(config: pytest.Config) -> None:
                           ("ini option rethink_checks", opts.ini.get("checks"))):
         if names:
             options.validate_checks(names, known, source)
+    from rethink_checks.checks import CheckSettings
     from rethink_checks.errors import RethinkError
     from rethink_checks.report import parse_compare_fail
 
+    ini, cli = opts.settings_layers()
+    for source, layer in (("ini", ini), ("command line", {**ini, **cli})):
+        try:
+            CheckSettings.from_mapping(layer)
+        except RethinkError as exc:
+            raise pytest.UsageError(f"rethink settings from the {source}: {exc}") from None
     for expr in opts.compare_fail:
         try:
             parse_compare_fail(expr)

@@ -99,8 +99,12 @@ def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> Non
     if opts.get("json"):
         from rethink_checks.report import write_json
 
-        path = write_json(doc, Path(config.invocation_params.dir) / opts.get("json"))
-        state.finish_lines.append(f"rethink: wrote {len(doc['items'])} item(s) to {path}")
+        try:
+            path = write_json(doc, Path(config.invocation_params.dir) / opts.get("json"))
+        except OSError as exc:
+            state.finish_lines.append(f"rethink: JSON not written: {exc}")
+        else:
+            state.finish_lines.append(f"rethink: wrote {len(doc['items'])} item(s) to {path}")
     if opts.get("plots") and state.entries:
         try:
             written = write_plots(state, Path(config.invocation_params.dir) / opts.get("plots"))
@@ -118,7 +122,13 @@ def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> Non
         if interrupted:
             state.finish_lines.append("rethink: baseline not saved (the session was interrupted)")
         else:
-            path = save_baseline(doc, opts.get("save"), root=storage)
-            state.finish_lines.append(f"rethink: saved baseline {path}")
+            from rethink_checks.errors import RethinkError
+
+            try:
+                path = save_baseline(doc, opts.get("save"), root=storage)
+            except (RethinkError, OSError) as exc:
+                state.finish_lines.append(f"rethink: baseline not saved: {exc}")
+            else:
+                state.finish_lines.append(f"rethink: saved baseline {path}")
     for failure in state.compare_failures:
         state.finish_lines.append(f"rethink compare-fail: {failure}")

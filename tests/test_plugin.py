@@ -371,6 +371,7 @@ def rethink_data():
     (["--rethink-fit-threshold=2"], "allowed: a number in (0.0, 1.0]"),
     (["--rethink-data=imagenet"], "allowed: digits, cifar10:ROOT, mnist:ROOT, folder:ROOT"),
     (["--rethink-compare-fail=epochs"], "expected CHECK.METRIC:LIMIT"),
+    (["--rethink-partial-levels=0,0.5,0.5"], "partial_levels: levels repeat"),
 ])
 def test_invalid_option_values_are_usage_errors(pytester: pytest.Pytester, args, shown) -> None:
     pytester.makepyfile(test_model=module(FAST))
