@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -140,11 +141,16 @@ def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int) -> C
         kwargs["input_shape"] = tuple(input_shape)
     if wants_classes:
         kwargs["num_classes"] = int(num_classes)
-    if not kwargs:
-        return obj
 
     def factory() -> Any:
-        return obj(**kwargs)
+        try:
+            return obj(**kwargs)
+        except Exception as exc:  # the user's code: say where, keep the cause chained
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            raise ModelError(f"the rethink_model factory raised {type(exc).__name__}: {exc} "
+                             f"(at {frame.filename}:{frame.lineno}, given "
+                             f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items()) or 'no arguments'})"
+                             ) from exc
 
     factory.__qualname__ = getattr(obj, "__qualname__", "factory")
     return factory

@@ -331,12 +331,18 @@ def test_no_rethink_model_anywhere(pytester: pytest.Pytester) -> None:
 
 def test_broken_models_error_and_others_still_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_bad=module(dict(FAST, fit_threshold=0.1), body='''
-@pytest.fixture(params=["raises", "wrong_type", "wrong_shape"])
+def broken_factory(input_shape, num_classes):
+    raise ValueError(f"no layout for {input_shape}")
+
+
+@pytest.fixture(params=["raises", "wrong_type", "wrong_shape", "factory_raises"])
 def rethink_model(request):
     if request.param == "raises":
         raise RuntimeError("cannot build the model")
     if request.param == "wrong_type":
         return 42
+    if request.param == "factory_raises":
+        return broken_factory
     return lambda input_shape: mlp(input_shape, 7, width=8)
 '''), test_good=module(dict(FAST, fit_threshold=0.1)),
        test_bad_data=module(FAST, body=MODEL + '''
@@ -346,12 +352,14 @@ def rethink_data():
 '''))
     result = pytester.runpytest("--rethink", "--rethink-checks=true_labels",
                                 "--rethink-json=out.json")
-    result.assert_outcomes(passed=1, errors=4)
+    result.assert_outcomes(passed=1, errors=5)
     out = result.stdout.str()
     assert "RuntimeError: cannot build the model" in out
     assert "returned builtins.int; expected a torch.nn.Module or a factory" in out
     assert "model returned shape (" in out and ", 7); expected (" in out
     assert "DataError: the rethink_data fixture returned 42; expected a" in out
+    assert ("ModelError: the rethink_model factory raised ValueError: no layout for (1, 8, 8) "
+            "(at ") in out and "given input_shape=(1, 8, 8), num_classes=10)" in out
     assert "torch/nn/modules" not in out  # the engine's message, not a torch traceback
     doc = json.loads((pytester.path / "out.json").read_text())
     items = {item["nodeid"]: item for item in doc["items"]}
@@ -360,7 +368,8 @@ def rethink_data():
         "test_bad_data.py::rethink[true_labels]": "error",
         "test_bad.py::rethink[true_labels-raises]": "error",
         "test_bad.py::rethink[true_labels-wrong_type]": "error",
-        "test_bad.py::rethink[true_labels-wrong_shape]": "error"}
+        "test_bad.py::rethink[true_labels-wrong_shape]": "error",
+        "test_bad.py::rethink[true_labels-factory_raises]": "error"}
     assert "ModelError" in items["test_bad.py::rethink[true_labels-wrong_shape]"]["message"]
 
 
