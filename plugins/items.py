@@ -77,6 +77,7 @@ def collect(collector: pytest.Module, checks: tuple[str, ...]) -> list[pytest.It
     setattr(collector.obj, FUNCTION_NAME, fn)
     made = collector.ihook.pytest_pycollect_makeitem(collector=collector, name=FUNCTION_NAME, obj=fn)
     items = [i for i in (made or []) if isinstance(i, pytest.Item)]
+    grouped = collector.config.pluginmanager.hasplugin("xdist")  # else the mark is unknown
     for item in items:
         check = item.callspec.params["rethink_check"]
         param = _param_id(item, check)
@@ -84,7 +85,8 @@ def collect(collector: pytest.Module, checks: tuple[str, ...]) -> list[pytest.It
         info = ItemInfo(check=check, model=_module_label(collector) + suffix,
                         model_key=collector.nodeid + suffix)
         item.stash[ITEM_KEY] = info
-        item.add_marker(pytest.mark.xdist_group(name="rethink:" + info.model_key))
+        if grouped:  # with --dist loadgroup a model's items share one worker (and its cache)
+            item.add_marker(pytest.mark.xdist_group(name="rethink:" + info.model_key))
     return items
 
 

@@ -399,15 +399,28 @@ def test_invalid_ini_value_and_marker_checks(pytester: pytest.Pytester) -> None:
     assert "ini option rethink_seed: invalid value '-1'" in result.stderr.str()
 
 
-def test_invalid_settings_in_rethink_config_error_the_items(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_model=module(FAST, body=MODEL + '''
+@pytest.mark.parametrize("config, shown", [
+    ({"learning_rate": 0.1}, "SettingsError: unknown settings key(s) ['learning_rate']"),
+    ({"batch_size": 0}, "batch_size"),
+    (["lr", 0.1], "SettingsError: the rethink_config fixture returned list; expected a dict"),
+])
+def test_invalid_rethink_config_errors_the_items(pytester: pytest.Pytester, config, shown) -> None:
+    pytester.makepyfile(test_model=module(FAST, body=MODEL + f'''
 @pytest.fixture
 def rethink_config():
-    return {"learning_rate": 0.1}
+    return {config!r}
 '''))
     result = pytester.runpytest("--rethink", "--rethink-checks=true_labels")
     result.assert_outcomes(errors=1)
-    assert "SettingsError: unknown settings key(s) ['learning_rate']" in result.stdout.str()
+    assert shown in result.stdout.str()
+
+
+def test_time_budget_stops_every_fit(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(dict(FAST, max_epochs=50, fit_threshold=1.0)))
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels",
+                                "--rethink-time-budget=0.001")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*true labels not fitted*(stopped: time_budget)*"])
 
 
 def test_ctrl_c_keeps_what_finished_in_the_json(pytester: pytest.Pytester) -> None:
