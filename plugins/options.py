@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 DATA_SOURCES = ("digits", "cifar10:ROOT", "mnist:ROOT", "folder:ROOT")
 
 
@@ -47,7 +47,7 @@ def _device(text: str) -> str:
     return text
 
 
-_device.allowed = "auto, cpu, cuda, cuda:N, mps"  # type: ignore[attr-defined]
+_device.allowed = "auto, cpu, cuda, cuda:N"  # type: ignore[attr-defined]
 
 
 def _data(text: str) -> str:
@@ -111,7 +111,7 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("checks", _names, "checks to run, comma-separated (default: the standard suite)",
+    Option("checks", _names, "checks to run, comma-separated (default: every check)",
            metavar="A,B", ini_type="args"),
     Option("data", _data, "training data: digits (default, built in) | cifar10:ROOT | mnist:ROOT "
            "| folder:ROOT; a rethink_data fixture wins", metavar="SPEC"),
