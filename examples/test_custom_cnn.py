@@ -1,6 +1,6 @@
 """Your own model under the full randomization suite: a small CNN written right here.
 
-Run: ``pytest --rethink examples/test_custom_cnn.py`` (add ``-v`` for live progress).
+Run: ``pytest --rethink examples/test_custom_cnn.py -v`` (long checks print live progress).
 Copy this file next to your own tests and put your model in ``rethink_model``.
 """
 import pytest
