@@ -225,11 +225,12 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     if config_checks is not None and not state.cli_checks and check not in config_checks:
         pytest.skip(f"{check} is not selected by rethink_config['checks'] = {list(config_checks)}")
     ini, cli = state.options.settings_layers()
-    settings = CheckSettings.from_mapping({**ini, **marker_settings(item), **mapping, **cli})
+    dataset = state.load_data(data_spec(data, state.data_default))
+    defaults = dict(getattr(dataset, "fit_defaults", None) or {})  # under every user layer
+    settings = CheckSettings.from_mapping({**defaults, **ini, **marker_settings(item), **mapping, **cli})
     if progress is not None:
         settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit,
                                                                          progress=progress))
-    dataset = state.load_data(data_spec(data, state.data_default))
     factory = model_factory(model, dataset.input_shape, dataset.num_classes)
     item.stash[SETTINGS_KEY] = settings.to_dict()
     result = run_check(check, factory, dataset, settings, state.cache_for(info.model_key))

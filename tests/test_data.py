@@ -532,7 +532,7 @@ def test_load_spec_folder_with_paper(tmp_path, monkeypatch):
     ("digits:/x", "'digits' takes no root"),
     ("mnist:/x,paper", "option 'paper' is not allowed for 'mnist'; allowed: download"),
     ("cifar10:/x,papr", "option 'papr' is not allowed"),
-    ("digits,paper", "option 'paper' is not allowed for 'digits'; allowed: none"),
+    ("digits,paper", "option 'paper' is not allowed for 'digits'; allowed: raw"),
     ("folder:/definitely/not/here", "does not exist"),
 ])
 def test_load_spec_errors(spec, needle):
@@ -561,3 +561,17 @@ def test_real_cifar10_jpeg_archive():
     means = d.train_x.mean(dim=(0, 2, 3))
     assert torch.allclose(means, torch.tensor([0.4913, 0.4821, 0.4465]), atol=2e-3)
     assert isinstance(d, Dataset) and os.fspath(SHARED_CIFAR).endswith(".tar.gz")
+
+
+def test_digits_spec_is_whitened_with_fit_defaults_and_raw_is_not():
+    """The plugin's default data: per-image whitened digits plus a schedule that fits them."""
+    from rethink_checks.data import DIGITS_FIT_DEFAULTS, load
+
+    spec = load("digits")
+    raw = load("digits,raw")
+    assert spec.fit_defaults == DIGITS_FIT_DEFAULTS and raw.fit_defaults == {}
+    per_image = spec.train_x.flatten(1)
+    assert torch.allclose(per_image.mean(1), torch.zeros(len(per_image)), atol=1e-5)
+    assert float(raw.train_x.min()) >= 0.0 and float(raw.train_x.max()) <= 1.0
+    assert torch.equal(spec.train_y, raw.train_y)
+    assert spec.subset(50, seed=1).fit_defaults == DIGITS_FIT_DEFAULTS

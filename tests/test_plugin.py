@@ -87,7 +87,7 @@ def test_one_item_per_check_with_stable_ids(pytester: pytest.Pytester) -> None:
 
 
 def test_parametrized_fixture_gives_check_then_param_ids(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_models=module(body='''
+    pytester.makepyfile(test_archs=module(body='''
 @pytest.fixture(params=["narrow", "wide"])
 def rethink_model(request):
     width = {"narrow": 8, "wide": 64}[request.param]
@@ -96,7 +96,7 @@ def rethink_model(request):
     result = pytester.runpytest("--rethink", "--rethink-checks=true_labels,gaussian",
                                 "--collect-only", "-q")
     ids = {line for line in result.stdout.lines if "::rethink[" in line}
-    assert ids == {f"test_models.py::rethink[{c}-{p}]" for c in ("true_labels", "gaussian")
+    assert ids == {f"test_archs.py::rethink[{c}-{p}]" for c in ("true_labels", "gaussian")
                    for p in ("narrow", "wide")}
 
 
@@ -207,7 +207,7 @@ def rethink_model(request):
 
 
 def test_rethink_data_fixture_and_config_check_selection(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_data=module(dict(FAST, fit_threshold=0.1), body=MODEL + '''
+    pytester.makepyfile(test_datafixture=module(dict(FAST, fit_threshold=0.1), body=MODEL + '''
 @pytest.fixture(params=["spec", "dataset"])
 def rethink_data(request):
     from rethink_checks.data import load

@@ -212,7 +212,9 @@ def test_foreach_update_equals_torch_sgd(momentum, weight_decay, lrs, seed):
         sgd_momentum_update(mine, [g.clone() for g in grads], bufs, torch.tensor(lr), momentum,
                             weight_decay)
     for a, b in zip(ref, mine):
-        torch.testing.assert_close(a.detach(), b, rtol=1e-6, atol=1e-7)
+        # a few float32 ulps: torch.optim.SGD folds -lr into add(alpha=...), the capturable
+        # update multiplies by the lr tensor first
+        torch.testing.assert_close(a.detach(), b, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- augmentation
