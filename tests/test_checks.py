@@ -26,15 +26,6 @@ TINY = {"lr": 0.1, "batch_size": 20, "lr_decay": 1.0, "max_epochs": 60, "device"
         "partial_levels": [0.0, 0.5, 1.0]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run far faster single-threaded on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_digits().subset(200, seed=0)

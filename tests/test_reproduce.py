@@ -26,16 +26,6 @@ SCALED = ["--data", "digits", "--models", "mlp3x512,mlp1x512", "--figure-model",
           "--lr-decay", "0.98", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is many times faster than two under load."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _fake_fit_result(fitted: bool = True, stop: str = "fitted", epochs: int = 3) -> dict:
     """A FitResult.to_dict() stand-in for tests of the bookkeeping (no training)."""
     return {"fitted": fitted, "stop_reason": stop, "epochs": epochs, "steps": 10 * epochs,

@@ -26,23 +26,9 @@ from rethink_checks.training import FitConfig, augment_images, fit, sgd_momentum
 FAST = dict(lr=0.05, batch_size=32, lr_decay=1.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one intra-op thread is ~20x faster than two under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _whiten(x: torch.Tensor) -> torch.Tensor:
-    return (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True)
-
-
 @pytest.fixture(scope="module")
 def digits() -> Dataset:
-    d = load_digits()
-    return d.replace(train_x=_whiten(d.train_x), test_x=_whiten(d.test_x))
+    return load_digits(whiten=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,9 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
-def _whiten(x: torch.Tensor) -> torch.Tensor:
-    return (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True)
-
-
 @pytest.fixture(scope="module")
 def digits() -> Dataset:
-    d = load_digits()
-    return d.replace(train_x=_whiten(d.train_x), test_x=_whiten(d.test_x))
+    return load_digits(whiten=True)
 
 
 @pytest.fixture(scope="module")
