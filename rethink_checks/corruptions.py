@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .errors import DataError, RethinkError
+from .errors import DataError, InputTypeError
 
 __all__ = [
     "RANDOMIZATIONS", "LABEL_MODES", "CorruptionSpec", "CorruptionTypeError",
@@ -40,8 +40,8 @@ _LABEL_NAMES = ("true_labels", "partial_labels", "random_labels")
 _MAX_SEED = 2**64 - 1
 
 
-class CorruptionTypeError(RethinkError, TypeError):
-    """An argument to a corruption has the wrong type (e.g. float labels, a float seed)."""
+#: Former name of :class:`~rethink_checks.errors.InputTypeError`, kept importable.
+CorruptionTypeError = InputTypeError
 
 
 # --------------------------------------------------------------------------- validation
@@ -49,7 +49,7 @@ class CorruptionTypeError(RethinkError, TypeError):
 def _check_seed(seed: Any, arg: str = "seed") -> int:
     """Return ``seed`` as an int, or raise naming it: seeds are ints in [0, 2**64)."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise CorruptionTypeError(f"{arg} must be an int in [0, 2**64), got {seed!r} "
+        raise InputTypeError(f"{arg} must be an int in [0, 2**64), got {seed!r} "
                                   f"({type(seed).__name__})")
     if not 0 <= int(seed) <= _MAX_SEED:
         raise DataError(f"{arg} must be an int in [0, 2**64), got {seed!r}")
@@ -59,7 +59,7 @@ def _check_seed(seed: Any, arg: str = "seed") -> int:
 def _check_p(p: Any, arg: str = "p") -> float:
     """Return ``p`` as a float, or raise naming it: a probability in [0, 1]."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise CorruptionTypeError(f"{arg} must be a number in [0, 1], got {p!r} "
+        raise InputTypeError(f"{arg} must be a number in [0, 1], got {p!r} "
                                   f"({type(p).__name__})")
     if not 0.0 <= float(p) <= 1.0:  # also rejects NaN
         raise DataError(f"{arg} must be in [0, 1], got {p!r}")
@@ -68,7 +68,7 @@ def _check_p(p: Any, arg: str = "p") -> float:
 
 def _check_num_classes(num_classes: Any) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise CorruptionTypeError(f"num_classes must be an int >= 2, got {num_classes!r} "
+        raise InputTypeError(f"num_classes must be an int >= 2, got {num_classes!r} "
                                   f"({type(num_classes).__name__})")
     if num_classes < 2:
         raise DataError(f"num_classes must be an int >= 2, got {num_classes!r}")
@@ -84,10 +84,10 @@ def _check_mode(mode: Any) -> str:
 def _check_labels(labels: Any, num_classes: int, arg: str = "labels") -> torch.Tensor:
     """Raise unless ``labels`` is a 1-D integer tensor with values in [0, num_classes)."""
     if not isinstance(labels, torch.Tensor):
-        raise CorruptionTypeError(f"{arg} must be a 1-D integer torch.Tensor, got "
+        raise InputTypeError(f"{arg} must be a 1-D integer torch.Tensor, got "
                                   f"{type(labels).__name__}")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
-        raise CorruptionTypeError(f"{arg} must have an integer dtype (class indices), got "
+        raise InputTypeError(f"{arg} must have an integer dtype (class indices), got "
                                   f"dtype {labels.dtype}; convert with labels.long()")
     if labels.dim() != 1:
         raise DataError(f"{arg} must be 1-D (one class index per example), got shape "
@@ -104,13 +104,13 @@ def _check_labels(labels: Any, num_classes: int, arg: str = "labels") -> torch.T
 def _check_images(images: Any, arg: str = "images") -> torch.Tensor:
     """Raise unless ``images`` is a real tensor of shape (C, H, W) or (N, C, H, W)."""
     if not isinstance(images, torch.Tensor):
-        raise CorruptionTypeError(f"{arg} must be a torch.Tensor of shape (C, H, W) or "
+        raise InputTypeError(f"{arg} must be a torch.Tensor of shape (C, H, W) or "
                                   f"(N, C, H, W), got {type(images).__name__}")
     if images.dim() not in (3, 4):
         raise DataError(f"{arg} must have rank 3 (C, H, W) or 4 (N, C, H, W), got rank "
                         f"{images.dim()} with shape {tuple(images.shape)}")
     if images.dtype == torch.bool or images.is_complex():
-        raise CorruptionTypeError(f"{arg} must have a real numeric dtype (float or integer), "
+        raise InputTypeError(f"{arg} must have a real numeric dtype (float or integer), "
                                   f"got {images.dtype}")
     return images
 
@@ -242,7 +242,7 @@ def _as_stat(value: Any, arg: str, channels: int, per_channel: bool,
     try:
         t = torch.as_tensor(value, dtype=dtype)
     except (TypeError, ValueError, RuntimeError):
-        raise CorruptionTypeError(f"{arg} must be a number or a sequence/tensor of numbers, "
+        raise InputTypeError(f"{arg} must be a number or a sequence/tensor of numbers, "
                                   f"got {value!r}") from None
     allowed = (1, channels) if per_channel else (1,)
     if t.numel() not in allowed or t.dim() > 1:
@@ -268,7 +268,7 @@ def gaussian_noise(images: torch.Tensor, *, seed: int, mean: Any = None, std: An
     """
     images, seed = _check_images(images), _check_seed(seed)
     if not isinstance(per_channel, bool):
-        raise CorruptionTypeError(f"per_channel must be a bool, got {per_channel!r}")
+        raise InputTypeError(f"per_channel must be a bool, got {per_channel!r}")
     dtype = _stat_dtype(images)
     channels = images.shape[-3]
     if mean is None or std is None:
@@ -387,7 +387,7 @@ class CorruptionSpec:
         _check_mode(self.mode)
         for flag in ("corrupt_test_labels", "per_channel"):
             if not isinstance(getattr(self, flag), bool):
-                raise CorruptionTypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+                raise InputTypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         object.__setattr__(self, "p", self._resolve_p())
 
     def _resolve_p(self) -> float | None:
@@ -417,7 +417,7 @@ class CorruptionSpec:
         from .data import Dataset
 
         if not isinstance(dataset, Dataset):
-            raise CorruptionTypeError(f"dataset must be a rethink_checks.data.Dataset, got "
+            raise InputTypeError(f"dataset must be a rethink_checks.data.Dataset, got "
                                       f"{type(dataset).__name__}")
         train_shape, test_shape = tuple(dataset.train_x.shape), tuple(dataset.test_x.shape)
         if train_shape[1:] != test_shape[1:]:

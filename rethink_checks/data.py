@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataError
+from .errors import DataError, InputTypeError
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ _CHANNEL_COUNTS = (1, 3, 4)
 def _images(x: Any, arg: str) -> torch.Tensor:
     """Validate one image batch: rank 3 (N,H,W) or 4 (N,C,H,W), uint8 or float, finite, non-empty."""
     if not isinstance(x, torch.Tensor):
-        raise DataError(f"{arg}: expected a torch.Tensor, got {type(x).__name__} (use from_arrays for numpy)")
+        raise InputTypeError(f"{arg}: expected a torch.Tensor, got {type(x).__name__} (use from_arrays for numpy)")
     if x.dim() not in (3, 4):
         raise DataError(f"{arg}: rank {x.dim()} (shape {tuple(x.shape)}) is not allowed; "
                         "expected (N, C, H, W) or (N, H, W)")
@@ -100,16 +100,16 @@ def _images(x: Any, arg: str) -> torch.Tensor:
         if not bool(torch.isfinite(x).all()):
             raise DataError(f"{arg}: contains NaN or infinite values; expected finite pixel values")
     else:
-        raise DataError(f"{arg}: dtype {x.dtype} is not allowed; expected uint8 (scaled by 1/255) or a float dtype")
+        raise InputTypeError(f"{arg}: dtype {x.dtype} is not allowed; expected uint8 (scaled by 1/255) or a float dtype")
     return x.unsqueeze(1) if x.dim() == 3 else x
 
 
 def _labels(y: Any, arg: str, n: int, x_arg: str) -> torch.Tensor:
     """Validate one label vector: rank 1, integer dtype, one label per image."""
     if not isinstance(y, torch.Tensor):
-        raise DataError(f"{arg}: expected a torch.Tensor, got {type(y).__name__} (use from_arrays for numpy)")
+        raise InputTypeError(f"{arg}: expected a torch.Tensor, got {type(y).__name__} (use from_arrays for numpy)")
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise DataError(f"{arg}: dtype {y.dtype} is not allowed; expected integer class indices (e.g. int64)")
+        raise InputTypeError(f"{arg}: dtype {y.dtype} is not allowed; expected integer class indices (e.g. int64)")
     if y.dim() != 1:
         raise DataError(f"{arg}: rank {y.dim()} (shape {tuple(y.shape)}) is not allowed; expected (N,)")
     if len(y) != n:
@@ -165,7 +165,7 @@ def from_arrays(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_classe
         except (TypeError, ValueError) as exc:
             raise DataError(f"{arg}: cannot be read as a numpy array ({exc})") from None
         if a.dtype.kind not in "biuf":
-            raise DataError(f"{arg}: dtype {a.dtype} is not allowed; expected a numeric array")
+            raise InputTypeError(f"{arg}: dtype {a.dtype} is not allowed; expected a numeric array")
         if arg.endswith("_x"):
             a = _to_nchw(a, arg, layout)
         tensors[arg] = torch.from_numpy(np.ascontiguousarray(a))
@@ -182,7 +182,7 @@ def paper_preprocess(images: torch.Tensor, size: int = 28) -> torch.Tensor:
     (N,C,H,W); uint8 input is scaled by 1/255 first. Returns a new float tensor.
     """
     if not isinstance(images, torch.Tensor):
-        raise DataError(f"images: expected a torch.Tensor, got {type(images).__name__}")
+        raise InputTypeError(f"images: expected a torch.Tensor, got {type(images).__name__}")
     if images.dim() not in (3, 4):
         raise DataError(f"images: rank {images.dim()} (shape {tuple(images.shape)}) is not allowed; "
                         "expected one image (C, H, W) or a batch (N, C, H, W)")
@@ -195,7 +195,7 @@ def paper_preprocess(images: torch.Tensor, size: int = 28) -> torch.Tensor:
     elif images.is_floating_point():
         x = images
     else:
-        raise DataError(f"images: dtype {images.dtype} is not allowed; expected uint8 or a float dtype")
+        raise InputTypeError(f"images: dtype {images.dtype} is not allowed; expected uint8 or a float dtype")
     top, left = (h - size) // 2, (w - size) // 2
     x = x[..., top:top + size, left:left + size]
     dims = (-3, -2, -1)

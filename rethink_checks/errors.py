@@ -1,5 +1,14 @@
-"""Exceptions the library raises for bad input: specific, and never a torch stack trace."""
+"""Exceptions the library raises for bad input: specific, and never a torch stack trace.
+
+Every type derives from :class:`RethinkError` (so callers can catch the library's errors in
+one clause) and from the builtin that fits (``ValueError`` for a bad value, ``TypeError`` for
+a wrong type), so code that catches builtins keeps working. Messages name the argument, the
+value received and what is allowed.
+"""
 from __future__ import annotations
+
+__all__ = ["RethinkError", "DataError", "InputTypeError", "SettingsError", "ModelError",
+           "ModelNameError", "DeviceError"]
 
 
 class RethinkError(Exception):
@@ -7,11 +16,23 @@ class RethinkError(Exception):
 
 
 class DataError(RethinkError, ValueError):
-    """A dataset, data root or data spec is missing or malformed."""
+    """A dataset, data root or data spec is missing or malformed, or a value is out of range."""
+
+
+class InputTypeError(RethinkError, TypeError):
+    """An argument has the wrong type (e.g. float labels, a float seed, a list for a tensor)."""
+
+
+class SettingsError(RethinkError, ValueError):
+    """A setting (FitConfig field, device string, keyword) has a value that is not allowed."""
 
 
 class ModelError(RethinkError, TypeError):
     """A user model or factory is unusable (wrong type, wrong output shape, raises)."""
+
+
+class ModelNameError(ModelError, ValueError):
+    """An unknown model name, or an input shape / class count a model cannot be built for."""
 
 
 class DeviceError(RethinkError, RuntimeError):

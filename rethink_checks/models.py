@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .errors import ModelError
+from .errors import ModelNameError
 
 #: The paper's SGD learning rates per model name (momentum 0.9, x0.95 per epoch).
 PAPER_LEARNING_RATES: dict[str, float] = {
@@ -26,10 +26,6 @@ PAPER_LEARNING_RATES: dict[str, float] = {
     "mlp1x512": 0.01,
     "mlp3x512": 0.01,
 }
-
-
-class ModelNameError(ModelError, ValueError):
-    """An unknown model name, or an input shape / class count a model cannot be built for."""
 
 
 def mlp(input_shape: tuple[int, ...], num_classes: int, depth: int = 1, width: int = 512) -> nn.Module:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import DataError, DeviceError, ModelError
+from .errors import DataError, DeviceError, InputTypeError, ModelError, SettingsError
 from .results import FitResult
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as the CUDA-graph docs require
@@ -114,6 +114,8 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
 
 def _validate(config: FitConfig) -> None:
     """Reject settings that cannot work, naming the field, the value and what is allowed."""
+    # Plain ValueError until checks.SettingsError is errors.SettingsError: checks re-raises any
+    # RethinkError unchanged, so raising errors.SettingsError here would bypass its wrapping.
     def bad(name: str, allowed: str) -> ValueError:
         return ValueError(f"FitConfig.{name}={getattr(config, name)!r} is invalid; expected {allowed}")
 
@@ -155,11 +157,11 @@ def _validate(config: FitConfig) -> None:
 def _with_overrides(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
     """``config`` with keyword overrides applied; an unknown keyword names the allowed ones."""
     if not isinstance(config, FitConfig):
-        raise TypeError(f"fit(config=...) must be a FitConfig or None; got {type(config).__name__}")
+        raise InputTypeError(f"fit(config=...) must be a FitConfig or None; got {type(config).__name__}")
     known = [f.name for f in dataclasses.fields(FitConfig)]
     unknown = sorted(set(overrides) - set(known))
     if unknown:
-        raise TypeError(f"fit() got unknown setting(s) {unknown}; FitConfig fields are {known}")
+        raise InputTypeError(f"fit() got unknown setting(s) {unknown}; FitConfig fields are {known}")
     return dataclasses.replace(config, **overrides) if overrides else config
 
 
@@ -183,12 +185,12 @@ def _resolve_device(spec: str) -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as err:
-        raise ValueError(f"FitConfig.device={spec!r} is invalid; expected 'auto', 'cpu', 'cuda' "
+        raise SettingsError(f"FitConfig.device={spec!r} is invalid; expected 'auto', 'cpu', 'cuda' "
                          f"or 'cuda:N'") from err
     if device.type == "cpu":
         return device
     if device.type != "cuda":
-        raise ValueError(f"FitConfig.device={spec!r} is not supported; expected 'auto', 'cpu', "
+        raise SettingsError(f"FitConfig.device={spec!r} is not supported; expected 'auto', 'cpu', "
                          f"'cuda' or 'cuda:N'")
     if not torch.cuda.is_available():
         raise DeviceError(f"device={spec!r} was requested but CUDA is not available "
@@ -526,7 +528,7 @@ def augment_images(x: torch.Tensor, generator: torch.Generator, chunk: int = 819
     the same seed gives the same crops on every device.
     """
     if x.dim() != 4:
-        raise ValueError(f"augment=True needs image inputs (N, C, H, W); got input shape {tuple(x.shape)}")
+        raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape {tuple(x.shape)}")
     n, _, h, w = x.shape
     pad = max(1, round(4 * h / 32))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
@@ -601,7 +603,7 @@ def _train_on(model: nn.Module, data: Any, config: FitConfig, device: torch.devi
         model.train()
         _probe(model, train, config.batch_size, data.num_classes, autocast)
         if config.augment and data.train_x.dim() != 4:
-            raise ValueError(f"augment=True needs image inputs (N, C, H, W); got input shape "
+            raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape "
                              f"{tuple(data.train_x.shape)}")
         loop = _Loop(model, train, config, lr, autocast)
         if config.augment:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rethink_checks import corruptions as C
+from rethink_checks import errors
 from rethink_checks.corruptions import (
     RANDOMIZATIONS, CorruptionSpec, corrupt_labels, gaussian_noise, image_statistics,
     pixel_permutation, random_pixels, shuffle_pixels)
@@ -334,9 +335,19 @@ X = torch.zeros(2, 3, 4, 4)
 def test_bad_input_names_argument_value_and_allowed(call, exc, words):
     with pytest.raises(exc) as info:
         call()
-    assert isinstance(info.value, C.RethinkError)
+    assert isinstance(info.value, errors.RethinkError)
+    if exc is TypeError:  # wrong types share one error type across modules
+        assert isinstance(info.value, errors.InputTypeError)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_old_error_names_stay_importable():
+    from rethink_checks.models import ModelNameError
+
+    assert C.CorruptionTypeError is errors.InputTypeError
+    assert ModelNameError is errors.ModelNameError
+    assert issubclass(errors.ModelNameError, ValueError) and issubclass(errors.ModelNameError, TypeError)
 
 
 @pytest.mark.parametrize("kwargs, exc, words", [

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import rethink_checks.data as data_mod
+from rethink_checks.errors import InputTypeError
 from rethink_checks.data import (Dataset, DataError, default_cache_dir, from_arrays, from_tensors, load,
                                  load_cifar10, load_digits, load_image_folder, load_mnist, paper_preprocess)
 
@@ -124,29 +125,30 @@ def test_from_tensors_adds_channel_to_rank3():
     assert d.input_shape == (1, 5, 5)
 
 
-@pytest.mark.parametrize("change, needle", [
-    (dict(train_x=torch.rand(4, 3)), "train_x: rank 2"),
-    (dict(test_x=torch.rand(2, 1, 3, 3, 1)), "test_x: rank 5"),
-    (dict(train_y=torch.tensor([0, 1, 2])), "train_y: has 3 labels but train_x has 4"),
-    (dict(train_y=torch.tensor([[0], [1], [2], [0]])), "train_y: rank 2"),
-    (dict(train_y=torch.tensor([0.0, 1.0, 2.0, 0.0])), "train_y: dtype torch.float32"),
-    (dict(test_y=torch.tensor([0, 7])), "test_y: label 7 is outside [0, 3)"),
-    (dict(train_y=torch.tensor([0, -1, 2, 0])), "train_y: label -1 is outside [0, 3)"),
-    (dict(test_x=torch.rand(2, 1, 4, 4)), "test_x: image shape (1, 4, 4) differs"),
-    (dict(train_x=torch.full((4, 1, 3, 3), float("nan"))), "train_x: contains NaN"),
-    (dict(train_x=torch.zeros(4, 1, 3, 3, dtype=torch.int32)), "train_x: dtype torch.int32"),
-    (dict(train_x=torch.rand(0, 1, 3, 3), train_y=torch.zeros(0, dtype=torch.int64)), "train_x: has no examples"),
-    (dict(train_x=np.zeros((4, 1, 3, 3))), "use from_arrays"),
-    (dict(num_classes=1), "num_classes=1"),
+@pytest.mark.parametrize("change, needle, kind", [
+    (dict(train_x=torch.rand(4, 3)), "train_x: rank 2", DataError),
+    (dict(test_x=torch.rand(2, 1, 3, 3, 1)), "test_x: rank 5", DataError),
+    (dict(train_y=torch.tensor([0, 1, 2])), "train_y: has 3 labels but train_x has 4", DataError),
+    (dict(train_y=torch.tensor([[0], [1], [2], [0]])), "train_y: rank 2", DataError),
+    (dict(train_y=torch.tensor([0.0, 1.0, 2.0, 0.0])), "train_y: dtype torch.float32", InputTypeError),
+    (dict(test_y=torch.tensor([0, 7])), "test_y: label 7 is outside [0, 3)", DataError),
+    (dict(train_y=torch.tensor([0, -1, 2, 0])), "train_y: label -1 is outside [0, 3)", DataError),
+    (dict(test_x=torch.rand(2, 1, 4, 4)), "test_x: image shape (1, 4, 4) differs", DataError),
+    (dict(train_x=torch.full((4, 1, 3, 3), float("nan"))), "train_x: contains NaN", DataError),
+    (dict(train_x=torch.zeros(4, 1, 3, 3, dtype=torch.int32)), "train_x: dtype torch.int32", InputTypeError),
+    (dict(train_x=torch.rand(0, 1, 3, 3), train_y=torch.zeros(0, dtype=torch.int64)), "train_x: has no examples", DataError),
+    (dict(train_x=np.zeros((4, 1, 3, 3))), "use from_arrays", InputTypeError),
+    (dict(num_classes=1), "num_classes=1", DataError),
 ])
-def test_from_tensors_rejects_bad_input(change, needle):
+def test_from_tensors_rejects_bad_input(change, needle, kind):
     tx, ty = _xy()
     vx, vy = _xy(2)
     kwargs = dict(train_x=tx, train_y=ty, test_x=vx, test_y=vy, num_classes=3 if "num_classes" not in change else None)
     kwargs.update(change)
-    with pytest.raises(DataError) as info:
+    with pytest.raises(kind) as info:  # a wrong type is a TypeError, a wrong value a ValueError
         from_tensors(**kwargs)
     assert needle in str(info.value)
+    assert isinstance(info.value, TypeError if kind is InputTypeError else ValueError)
 
 
 def test_from_tensors_inferred_single_class_is_an_error():
@@ -188,7 +190,7 @@ def test_from_arrays_rejects_bad_layout_and_dtype():
     x = np.zeros((2, 1, 3, 3), dtype=np.float32)
     with pytest.raises(DataError, match="layout='HWC'"):
         from_arrays(x, [0, 1], x, [0, 1], layout="HWC")
-    with pytest.raises(DataError, match="train_y: dtype <U1"):
+    with pytest.raises(InputTypeError, match="train_y: dtype <U1"):
         from_arrays(x, ["a", "b"], x, [0, 1])
 
 
@@ -225,13 +227,14 @@ def test_paper_preprocess_uint8_matches_scaled_float():
     assert torch.allclose(paper_preprocess(x), paper_preprocess(x.float() / 255), atol=1e-6)
 
 
-@pytest.mark.parametrize("x, needle", [
-    (torch.rand(2, 3, 20, 32), "20x32 is smaller than the 28x28"),
-    (torch.rand(32, 32), "rank 2"),
-    (torch.zeros(3, 32, 32, dtype=torch.int64), "dtype torch.int64"),
+@pytest.mark.parametrize("x, needle, kind", [
+    (torch.rand(2, 3, 20, 32), "20x32 is smaller than the 28x28", DataError),
+    (torch.rand(32, 32), "rank 2", DataError),
+    (torch.zeros(3, 32, 32, dtype=torch.int64), "dtype torch.int64", InputTypeError),
+    (np.zeros((3, 32, 32)), "expected a torch.Tensor, got ndarray", InputTypeError),
 ])
-def test_paper_preprocess_rejects_bad_input(x, needle):
-    with pytest.raises(DataError) as info:
+def test_paper_preprocess_rejects_bad_input(x, needle, kind):
+    with pytest.raises(kind) as info:
         paper_preprocess(x)
     assert needle in str(info.value)
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
+
+import numpy as np
 
 import pytest
 import torch
@@ -14,7 +17,7 @@ import rethink_checks
 from rethink_checks import training
 from rethink_checks.corruptions import CorruptionSpec
 from rethink_checks.data import Dataset, load_digits
-from rethink_checks.errors import DataError, DeviceError, ModelError
+from rethink_checks.errors import DataError, DeviceError, InputTypeError, ModelError, SettingsError
 from rethink_checks.models import mlp
 from rethink_checks.results import FitResult
 from rethink_checks.training import FitConfig, augment_images, fit, sgd_momentum_update
@@ -138,6 +141,24 @@ def test_cpu_runs_are_bit_identical(small):
     assert other.curves["train_loss"] != runs[0].curves["train_loss"]
 
 
+def test_fit_leaves_every_global_rng_alone_and_repeats_exactly(small):
+    """Corruption, shuffling, init, dropout and augmentation all use their own generators."""
+    torch.manual_seed(11)
+    np.random.seed(12)
+    random.seed(13)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    make = lambda: nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.3), nn.Flatten(),  # noqa: E731
+                                 nn.Linear(4 * 6 * 6, 10))
+    spec = CorruptionSpec("random_pixels", seed=4)
+    runs = [fit(make, small, max_epochs=2, seed=3, augment=True, corruption=spec) for _ in range(2)]
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert (np.random.get_state()[1] == before[1]).all()
+    assert random.getstate() == before[2]
+    assert runs[0].curves["train_loss"] == runs[1].curves["train_loss"]
+    for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_the_given_model_is_not_mutated(small):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
                           nn.Dropout(0.2), nn.Linear(32, 10))
@@ -227,7 +248,7 @@ def test_augment_is_a_padded_crop_or_its_mirror(n, c, h, seed):
 def test_augment_needs_images(small):
     flat = small.replace(train_x=small.train_x.flatten(1), test_x=small.test_x.flatten(1))
     model = lambda: nn.Sequential(nn.Linear(64, 10))  # noqa: E731
-    with pytest.raises(ValueError, match=r"augment=True needs image inputs .*\(300, 64\)"):
+    with pytest.raises(DataError, match=r"augment=True needs image inputs .*\(300, 64\)"):
         fit(model, flat, max_epochs=1, augment=True)
 
 
@@ -238,6 +259,26 @@ def test_divergence_is_reported_not_raised(small):
     assert result.diverged and result.stop_reason == "diverged" and not result.fitted
     assert result.diverged_epoch == result.epochs == 1
     assert result.curves["train_loss"] == [None]
+
+
+class _Blowup(nn.Module):
+    """Finite logits at first (the probe passes), then ``value`` once training starts."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.lin, self.value = nn.Linear(64, 10), value
+
+    def forward(self, x):
+        out = self.lin(x.flatten(1))
+        return out * self.value if self.training else out
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_loss_is_reported_as_divergence(small, value):
+    result = fit(_Blowup(value), small, max_epochs=5)
+    assert result.diverged and result.stop_reason == "diverged" and result.diverged_epoch == 1
+    assert result.epochs == 1 and not result.fitted
+    assert json.loads(result.to_json())["diverged_epoch"] == 1  # NaN loss stored as null
 
 
 def test_factory_returning_non_module(small):
@@ -306,6 +347,16 @@ def test_out_of_memory_names_the_batch_size(small, monkeypatch):
         fit(factory(small), small, batch_size=64)
 
 
+def test_out_of_memory_in_evaluation_names_the_eval_batch_size(small, monkeypatch):
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    monkeypatch.setattr(training, "_accuracy", oom)
+    with pytest.raises(DeviceError, match=r"evaluation with eval_batch_size=512; try a smaller "
+                                          r"eval_batch_size \(e.g. 256\)"):
+        fit(factory(small), small, eval_batch_size=512, max_epochs=1)
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(batch_size=0), r"FitConfig.batch_size=0 is invalid; expected a positive integer"),
     (dict(lr=-1.0), r"FitConfig.lr=-1.0 is invalid"),
@@ -322,8 +373,16 @@ def test_bad_settings_name_field_and_value(small, bad, match):
 
 
 def test_unknown_setting_is_a_type_error(small):
-    with pytest.raises(TypeError, match=r"unknown setting\(s\) \['epochs'\]"):
+    with pytest.raises(InputTypeError, match=r"unknown setting\(s\) \['epochs'\]; FitConfig fields"):
         fit(factory(small), small, epochs=3)
+    with pytest.raises(InputTypeError, match="must be a FitConfig or None; got dict"):
+        fit(factory(small), small, config={"lr": 0.1})
+
+
+@pytest.mark.parametrize("device", ["tpu", "mps", "cuda:x"])
+def test_unsupported_device_is_a_settings_error(small, device):
+    with pytest.raises(SettingsError, match=f"FitConfig.device='{device}'.*expected 'auto', 'cpu'"):
+        fit(factory(small), small, device=device)
 
 
 def test_bad_data(small):
