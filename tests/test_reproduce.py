@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rethink_checks import reproduce
-from rethink_checks.reproduce import FIGURE1A, PAPER_TABLE1, RunSpec, main, make_plan
+from rethink_checks import reproduce, reproduce_runs
+from rethink_checks.paper import FIGURE1A, MODEL_NAMES, PAPER_TABLE1, VARIANTS
+from rethink_checks.reproduce import main
+from rethink_checks.reproduce_runs import DEFAULT_P, ROW_GROUPS, RunSpec, make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The CPU-scaled reproduction: digits (300 training images), Figure 1 on MLP 1x512, Table 1
@@ -44,7 +46,7 @@ def counted(monkeypatch):
     def fake(spec, dataset, args, max_seconds, run_id):
         calls.append(spec)
         return _fake_fit_result()
-    monkeypatch.setattr(reproduce, "train_one", fake)
+    monkeypatch.setattr(reproduce_runs, "train_one", fake)
     return calls
 
 
@@ -91,7 +93,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
 # ------------------------------------------------------------------------------ plan
 
 def test_plan_shares_p0_and_p1_with_true_and_random_labels():
-    plan = make_plan(["figure1a", "figure1bc", "table1"], list(reproduce.VARIANTS),
+    plan = make_plan(["figure1a", "figure1bc", "table1"], list(VARIANTS),
                      ["inception"], [0.0, 0.2, 1.0], "inception", 5e-4)
     assert plan.sweep[0.0] == plan.figure1a["true_labels"] == plan.table[("inception", "plain")]
     assert plan.sweep[1.0] == plan.figure1a["random_labels"]
@@ -102,7 +104,7 @@ def test_plan_shares_p0_and_p1_with_true_and_random_labels():
 
 
 def test_plan_has_only_the_rows_the_paper_has():
-    plan = make_plan(["table1"], list(reproduce.VARIANTS), list(reproduce.MODEL_NAMES),
+    plan = make_plan(["table1"], list(VARIANTS), list(MODEL_NAMES),
                      [0.0], "inception", 5e-4)
     assert set(plan.table) == set(PAPER_TABLE1)
     assert plan.table[("mlp1x512", "wd")].weight_decay == 5e-4
@@ -112,9 +114,9 @@ def test_plan_has_only_the_rows_the_paper_has():
 
 @settings(max_examples=40, deadline=None)
 @given(ps=st.sets(st.sampled_from([0.0, 0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]), min_size=1),
-       rows=st.sets(st.sampled_from(reproduce.ROW_GROUPS), min_size=1))
+       rows=st.sets(st.sampled_from(ROW_GROUPS), min_size=1))
 def test_plan_covers_every_request_once(ps, rows):
-    plan = make_plan(sorted(rows), list(reproduce.VARIANTS), ["mlp1x512"], sorted(ps),
+    plan = make_plan(sorted(rows), list(VARIANTS), ["mlp1x512"], sorted(ps),
                      "mlp1x512", 5e-4)
     order = plan.order()
     assert len(order) == len(set(order))
@@ -151,11 +153,51 @@ def test_archives_and_folders_resolve_to_load_specs(tmp_path):
 
 
 def test_specs_pass_through_and_unknown_folders_are_refused(tmp_path):
-    assert reproduce.resolve_data("digits") == ("digits", "digits")
+    assert reproduce.resolve_data("digits") == ("digits", "digits (8x8, per-image whitened)")
+    assert reproduce.resolve_data("digits,raw") == ("digits,raw",
+                                                    "digits (8x8, raw pixels in [0, 1])")
     assert reproduce.resolve_data("cifar10:/x")[0] == "cifar10:/x"
+    assert reproduce.resolve_data("cifar10:/x,paper")[0] == "cifar10:/x,paper"
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="train/ and"):
         reproduce.resolve_data(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("option, size, have", [("--train-size", "5000", "1438"),
+                                                 ("--test-size", "400", "359")])
+def test_subset_larger_than_the_data_is_an_argument_error(tmp_path, capsys, counted, option,
+                                                          size, have):
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", "digits", "--out", str(tmp_path), option, size, "--quiet"])
+    assert exc.value.code == 2 and counted == []
+    err = capsys.readouterr().err
+    assert f"argument {option}: {size}" in err and f"the data has {have}" in err
+
+
+def test_digits_report_says_whitened_and_that_its_fit_defaults_are_not_used(tmp_path, counted):
+    from rethink_checks.data import DIGITS_FIT_DEFAULTS
+
+    main(["--data", "digits", "--out", str(tmp_path), "--rows", "table1", "--models",
+          "mlp1x512", "--table-rows", "plain", "--quiet"])
+    report = (tmp_path / "report.md").read_text()
+    assert "data: digits (8x8, per-image whitened): 1438 training" in report
+    assert "fit defaults (" in report and "are not used" in report
+    assert f"batch_size={DIGITS_FIT_DEFAULTS['batch_size']}" in report
+    assert "SGD momentum 0.9, batch 128" in report  # the command's schedule, not the data's
+    main(["--data", "digits,raw", "--out", str(tmp_path / "raw"), "--rows", "table1",
+          "--models", "mlp1x512", "--table-rows", "plain", "--quiet"])
+    raw = (tmp_path / "raw" / "report.md").read_text()
+    assert "raw pixels" in raw and "fit defaults" not in raw
+
+
+def test_module_and_console_script_entry_points():
+    from importlib.metadata import entry_points
+
+    script = [ep for ep in entry_points(group="console_scripts") if ep.name == "rethink-reproduce"]
+    assert script and script[0].load() is main
+    proc = subprocess.run([sys.executable, "-m", "rethink_checks.reproduce", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--time-budget" in proc.stdout
 
 
 # ------------------------------------------------------------------------------ resume, budget
@@ -173,6 +215,52 @@ def test_resume_trains_nothing_the_second_time(tmp_path, counted):
     assert len(counted) == first
     assert [f.stat().st_mtime_ns for f in files] == mtimes
     assert "(resumed)" in (tmp_path / "report.md").read_text()
+
+
+def test_resume_ignores_a_changed_time_budget(tmp_path, counted):
+    """Run ids hash what changes a result, never --time-budget (nor --quiet, --device)."""
+    argv = ["--data", "digits", "--out", str(tmp_path), "--rows", "figure1a",
+            "--figure-model", "mlp1x512"]
+    assert main([*argv, "--time-budget", "900", "--quiet"]) == 0
+    assert len(counted) == len(FIGURE1A)
+    assert main([*argv, "--time-budget", "60", "--device", "cpu"]) == 0
+    assert main(argv) == 0
+    assert len(counted) == len(FIGURE1A)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == len(FIGURE1A)
+    # a setting that changes the result does retrain
+    assert main([*argv, "--max-epochs", "7", "--quiet"]) == 0
+    assert len(counted) == 2 * len(FIGURE1A)
+
+
+H200_RUNS = ROOT / "docs" / "results" / "h200-2026-11-27"
+
+
+def test_committed_gpu_runs_keep_their_ids(tmp_path, counted, monkeypatch):
+    """The H200 run files resume under the GPU script's command: the id hash has not moved."""
+    files = sorted((H200_RUNS / "runs").glob("*.json"))
+    assert len(files) == len(FIGURE1A)
+    for path in files:
+        doc = json.loads(path.read_text())
+        assert RunSpec(**doc["spec"]).run_id(doc["settings"]) == path.stem == doc["run_id"]
+    # the GPU script's command with those runs copied in trains everything but them
+    (tmp_path / "runs").mkdir()
+    for path in files:
+        (tmp_path / "runs" / path.name).write_text(path.read_text())
+    def fake_prepare(args):
+        from rethink_checks.data import load_digits
+        return load_digits().subset(30, seed=0), "folder:/gpu/cifar10-jpg.tar.gz", "CIFAR", True
+    monkeypatch.setattr(reproduce, "prepare_data", fake_prepare)
+    main(["--out", str(tmp_path), "--time-budget", "320", "--max-epochs", "100",
+          "--rows", "figure1a,figure1bc,table1", "--p", "0,0.2,0.4,0.6,0.8,1.0",
+          "--data", "unused", "--device", "cpu", "--figure-model", "inception",
+          "--models", "mlp1x512,mlp3x512,inception,alexnet,inception_nobn", "--quiet"])
+    recorded = json.loads((H200_RUNS / "report.json").read_text())["runs"]
+    assert len(counted) == len(recorded) - len(FIGURE1A)
+    assert not {s.randomization for s in counted if s.model == "inception"
+                and not s.augment and not s.weight_decay} & {"true_labels", "random_labels"}
+    ours = json.loads((tmp_path / "report.json").read_text())["runs"]
+    assert list(ours) == list(recorded)  # same plan, same order, same ids
+    assert [ours[f.stem]["status"] for f in files] == ["resumed"] * len(files)
 
 
 def test_broken_or_budget_cut_run_files_are_redone(tmp_path, counted):
@@ -205,7 +293,7 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
         if spec.randomization == "gaussian":
             raise RuntimeError("boom")
         return _fake_fit_result()
-    monkeypatch.setattr(reproduce, "train_one", flaky)
+    monkeypatch.setattr(reproduce_runs, "train_one", flaky)
     code = main(["--data", "digits", "--out", str(tmp_path), "--rows", "figure1a",
                  "--figure-model", "mlp1x512", "--quiet"])
     assert code == 1 and len(seen) == len(FIGURE1A)
@@ -249,7 +337,7 @@ def test_random_labels_test_accuracy_is_near_chance(scaled):
 def test_test_error_rises_with_p(scaled):
     _, doc = scaled
     errors = [r["test_error"] for r in doc["sweep"]]
-    assert [r["p"] for r in doc["sweep"]] == list(reproduce.DEFAULT_P)
+    assert [r["p"] for r in doc["sweep"]] == list(DEFAULT_P)
     assert all(b >= a - 0.05 for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] - errors[0] > 0.5
     assert all(r["train_error"] == 0 for r in doc["sweep"])
