@@ -1,15 +1,13 @@
 """Time the randomizations on a CIFAR-10-sized training set (50,000 x 3 x 32 x 32 float32).
 
-Usage: python benchmarks/bench_corruptions.py [--device cpu|cuda|all] [--repeats 5] [--out PATH]
+Usage: python benchmarks/bench_corruptions.py [--device cpu|cuda|all] [--repeats 5] [--n 50000]
+           [--out PATH]
 Prints a table and writes JSON (default benchmarks/results/corruptions-<device>.json, one
 file per device). Times are medians over repeats, after one warm-up call.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -19,42 +17,29 @@ import torch
 from rethink_checks.corruptions import (
     corrupt_labels, gaussian_noise, random_pixels, shuffle_pixels)
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, hardware, sync, write_json  # benchmarks/_common.py
+
 SHAPE = (50_000, 3, 32, 32)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def _median_seconds(fn, device: str, repeats: int) -> tuple[float, list[float]]:
     fn()  # warm-up (allocator, kernels)
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def bench(device: str, repeats: int) -> dict:
+def bench(device: str, repeats: int, n: int = SHAPE[0]) -> dict:
     """Median seconds per corruption on ``device`` for the CIFAR-10-sized tensors."""
     gen = torch.Generator().manual_seed(0)
-    images = torch.rand(SHAPE, generator=gen).to(device)
-    labels = torch.randint(0, 10, (SHAPE[0],), generator=gen).to(device)
+    shape = (n, *SHAPE[1:])
+    images = torch.rand(shape, generator=gen).to(device)
+    labels = torch.randint(0, 10, (n,), generator=gen).to(device)
     cases = {
         "random_pixels": lambda: random_pixels(images, seed=1),
         "shuffle_pixels": lambda: shuffle_pixels(images, seed=1),
@@ -66,18 +51,17 @@ def bench(device: str, repeats: int) -> dict:
         median, times = _median_seconds(fn, device, repeats)
         rows.append({"op": name, "median_s": round(median, 5),
                      "times_s": [round(t, 5) for t in times]})
-    hardware = (torch.cuda.get_device_name(device) if device.startswith("cuda")
-                else f"{_cpu_model()}, {torch.get_num_threads()} threads")
-    return {"device": device, "hardware": hardware, "shape": list(SHAPE), "dtype": "float32",
-            "repeats": repeats, "torch": torch.__version__, "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "load_avg_1m_after": round(os.getloadavg()[0], 2),
-            "results": rows}
+    machine = hardware(device)  # after the runs: load_avg_1m is the load they ran under
+    return {"device": device, "hardware": machine["label"], "shape": list(shape), "dtype": "float32",
+            "repeats": repeats, "torch": torch.__version__, "machine": machine, "results": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="all", help="cpu, cuda, or all (cuda if available)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n", type=int, default=SHAPE[0],
+                        help="images (default 50,000; fewer for a quick check, not a figure)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (only with a single device)")
     args = parser.parse_args(argv)
@@ -86,16 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and len(devices) != 1:
         parser.error("--out needs a single device (--device cpu or --device cuda)")
     for device in devices:
-        report = bench(device, args.repeats)
-        print(f"\n{report['hardware']} ({device}), {'x'.join(map(str, SHAPE))} float32, "
+        report = bench(device, args.repeats, args.n)
+        print(f"\n{report['hardware']} ({device}), {'x'.join(map(str, report['shape']))} float32, "
               f"median of {args.repeats}")
         print(f"{'op':<22}{'median s':>10}")
         for row in report["results"]:
             print(f"{row['op']:<22}{row['median_s']:>10.4f}")
-        out = args.out or RESULTS / f"corruptions-{device.split(':')[0]}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {out}")
+        write_json(report, args.out or RESULTS / f"corruptions-{device.split(':')[0]}.json")
     return 0
 
 

@@ -10,9 +10,6 @@ size builds and factors one Gram matrix and solves the true and the random label
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -23,6 +20,8 @@ import torch
 from rethink_checks.corruptions import CorruptionSpec
 from rethink_checks.data import Dataset, load, load_digits
 from rethink_checks.theory import KernelInterpolant
+
+from _common import RESULTS, hardware, write_json  # benchmarks/_common.py
 
 PAPER = {"cifar10_rbf_pixels_test_error": 0.46, "mnist_test_error": 0.012,
          "source": "Zhang et al. 2017, section 5 (full CIFAR-10 training set, Gaussian kernel on pixels)"}
@@ -78,14 +77,6 @@ def _table(rows: list[dict]) -> str:
     return "\n".join("  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells)
 
 
-def _hardware(device: torch.device) -> dict:
-    info = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="CIFAR-10 as an image folder or .tar.gz of one (train/<class>/*, "
@@ -103,14 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     rows: list[dict] = []
-    out = Path(args.out or f"benchmarks/results/kernel-{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else RESULTS / f"kernel-{device.type}.json"
 
     def save() -> None:  # after every size, so a run cut short still leaves its rows
         doc = {"benchmark": "kernel_interpolation",
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "hardware": _hardware(device), "args": vars(args), "paper": PAPER, "rows": rows}
-        out.write_text(json.dumps(doc, indent=2) + "\n")
+               "hardware": hardware(device), "args": vars(args), "paper": PAPER, "rows": rows}
+        write_json(doc, out, quiet=True)
 
     if not args.skip_digits:
         digits = load_digits(seed=args.seed)

@@ -12,7 +12,10 @@ speedup, images per second and the fraction of the GPU's bf16 peak (training FLO
 forward FLOPs counted by torch's FlopCounterMode, 0.41 GFLOP per image forward).
 --full-fit adds a random-label fit of the whole training set until 100% train accuracy.
 
-CPU: MLP 1x512 on scikit-learn's digits (per-image whitened) with random labels: time to fit.
+CPU: MLP 1x512 on the plugin's default data (the ``digits`` spec: scikit-learn's digits,
+per-image whitened) with true and random labels, under the schedule the checks use there
+(data.DIGITS_FIT_DEFAULTS: batch 32, constant learning rate, 300 epochs; the MLP's paper rate
+0.01 from models.build): time to 100% training accuracy.
 
 Usage: python benchmarks/bench_training.py [--device auto|cpu|cuda] [--data PATH_OR_SPEC]
            [--epochs 3] [--peak-tflops 990] [--full-fit] [--threads N] [--out PATH]
@@ -21,10 +24,7 @@ Prints a table and writes JSON (default benchmarks/results/training-<device>.jso
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -34,23 +34,14 @@ import torch
 import torch.nn.functional as F
 
 from rethink_checks.corruptions import CorruptionSpec
-from rethink_checks.data import Dataset, load, load_digits, paper_preprocess
-from rethink_checks.models import mlp, small_inception
+from rethink_checks.data import Dataset, load, paper_preprocess
+from rethink_checks.models import build, small_inception
 from rethink_checks.training import fit
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, hardware, sync, write_json  # benchmarks/_common.py
+
 BATCH = 128
 INCEPTION_LR = 0.1
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _forward_flops(shape: tuple[int, ...]) -> float:
@@ -77,11 +68,6 @@ def cifar_shaped(data_arg: str | None) -> Dataset:
                    num_classes=10, name="random-tensors")
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def plain_loop(data: Dataset, epochs: int, device: str = "cuda", warmup_steps: int = 30) -> list[float]:
     """Seconds per epoch of a plain eager bf16 channels_last loop (the baseline the fast path beats)."""
     torch.backends.cudnn.benchmark = True
@@ -105,7 +91,7 @@ def plain_loop(data: Dataset, epochs: int, device: str = "cuda", warmup_steps: i
     perm = torch.randperm(n, device=device)
     for i in range(warmup_steps):
         step(perm[i * BATCH:(i + 1) * BATCH])
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -171,7 +157,8 @@ def bench_gpu(args: argparse.Namespace) -> dict:
                      "eval_s": None if m.get("eval_s") is None else round(m["eval_s"], 4),
                      "setup_s": None if m.get("setup_s") is None else round(m["setup_s"], 2),
                      "fast_path": m["fast_path"], "detail": m})
-    report = {"device": device, "hardware": torch.cuda.get_device_name() if device == "cuda" else _cpu_model(), "torch": torch.__version__,
+    machine = hardware(device)
+    report = {"device": device, "hardware": machine["label"], "machine": machine, "torch": torch.__version__,
               "data": data.name, "train_size": n, "batch_size": BATCH, "load_seconds": round(load_s, 2),
               "gflop_forward_per_image": round(flops_fwd / 1e9, 4), "peak_tflops_assumed": args.peak_tflops,
               "rows": rows}
@@ -181,25 +168,26 @@ def bench_gpu(args: argparse.Namespace) -> dict:
 
 
 def bench_cpu(args: argparse.Namespace) -> dict:
-    """MLP 1x512 on the whitened digits with random labels: seconds and epochs to 100% train accuracy."""
-    digits = load_digits()
-    digits = digits.replace(train_x=paper_preprocess(digits.train_x, size=8),
-                            test_x=paper_preprocess(digits.test_x, size=8))
-    settings = {"lr": 0.05, "batch_size": 32, "lr_decay": 1.0, "max_epochs": 300}
-    rows = []
+    """MLP 1x512 on the ``digits`` spec under its fit defaults: seconds and epochs to 100% train accuracy."""
+    digits = load("digits")  # whitened, with DIGITS_FIT_DEFAULTS attached (what the plugin trains on)
+    settings = dict(digits.fit_defaults)
+    rows, used = [], {}
     for labels in ("true_labels", "random_labels"):
         times, result = [], None
         for _ in range(args.repeats):
-            result = fit(lambda: mlp(digits.input_shape, 10), digits, device="cpu",
-                         corruption=CorruptionSpec(labels, seed=0), **settings)
+            result = fit(lambda: build("mlp1x512", digits.input_shape, digits.num_classes), digits,
+                         device="cpu", corruption=CorruptionSpec(labels, seed=0), **settings)
             times.append(result.train_seconds)
+        used = {k: result.settings[k] for k in ("lr", "lr_decay", "batch_size", "momentum", "max_epochs",
+                                                 "precision", "steps_per_epoch", "train_size")}
         rows.append({"labels": labels, "fitted": result.fitted, "epochs_to_fit": result.epochs_to_fit,
                      "steps_to_fit": result.steps_to_fit, "train_seconds_median": round(statistics.median(times), 3),
                      "train_seconds": [round(t, 3) for t in times], "test_accuracy": round(result.test_accuracy, 4)})
-    return {"device": "cpu", "hardware": f"{_cpu_model()}, {torch.get_num_threads()} torch threads",
-            "torch": torch.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "load_avg_1m_after": round(os.getloadavg()[0], 2), "data": "digits (sklearn, 1,438 train, whitened)",
-            "model": "mlp 1x512", "settings": settings, "repeats": args.repeats, "rows": rows}
+    machine = hardware("cpu")  # after the fits: load_avg_1m is the load they ran under
+    return {"device": "cpu", "hardware": machine["label"], "torch": torch.__version__, "machine": machine,
+            "data": "digits spec (sklearn, 1,438 train / 359 test, per-image whitened)",
+            "model": "mlp1x512 (models.build)", "settings": used, "fit_defaults": settings,
+            "repeats": args.repeats, "rows": rows}
 
 
 def print_table(report: dict) -> None:
@@ -240,10 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     report = bench_gpu(args) if device == "cuda" or args.smoke else bench_cpu(args)
     report["command"] = " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
     print_table(report)
-    out = args.out or RESULTS / f"training-{'smoke' if args.smoke else device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(report, args.out or RESULTS / f"training-{'smoke' if args.smoke else device}.json")
     return 0
 
 

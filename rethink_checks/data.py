@@ -211,8 +211,8 @@ def paper_preprocess(images: torch.Tensor, size: int = 28) -> torch.Tensor:
 #: The digits give 12 steps an epoch at batch 128, so that decay (and the 100-epoch budget) ends
 #: training long before random labels are memorized: a capable MLP then fails even on true labels.
 #: On digits the checks therefore default to batch 32 (45 steps an epoch), a constant learning
-#: rate and 300 epochs; MLP 1x512 at its paper rate 0.01 then memorizes random labels in about
-#: 105 epochs (2 s on one CPU core). Any user setting overrides these.
+#: rate and 300 epochs; MLP 1x512 at its paper rate 0.01 then memorizes random labels (seed 0)
+#: in 141 epochs, 2.7 s on one loaded CPU core (docs/benchmarks.md). Any user setting overrides these.
 DIGITS_FIT_DEFAULTS: dict[str, Any] = {"batch_size": 32, "lr_decay": 1.0, "max_epochs": 300}
 
 
