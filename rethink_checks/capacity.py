@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from .errors import DataError
 from .results import CheckResult, FitResult
 
@@ -41,6 +43,7 @@ class CapacityResult:
     complete: bool
     seconds: float
     fits: list[dict[str, Any]] = field(default_factory=list)
+    budget: str = "steps"  # how subsets were trained: "steps" (the full set's) or "epochs"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +63,11 @@ def _validated_bounds(data: Any, n_min: int | None, n_max: int | None, precision
     total = len(data.train_x)
     if total == 0:
         raise DataError(f"data: the training split of {getattr(data, 'name', 'the dataset')!r} is empty")
+    finite = torch.isfinite(data.train_x.reshape(total, -1)).all(1)
+    if not finite.all():
+        bad = torch.nonzero(~finite).flatten()
+        raise DataError(f"data: {len(bad)} training example(s) hold NaN/inf values, e.g. indices "
+                        f"{bad[:10].tolist()}; capacity search needs finite inputs")
     n_max = total if n_max is None else _check_int("n_max", n_max, 1, total)
     n_min = 1 if n_min is None else _check_int("n_min", n_min, 1, total)
     if n_min > n_max:
@@ -188,13 +196,14 @@ def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, t
         num_parameters=num_parameters, params_per_example=num_parameters / lo if lo else None,
         input_dim=d, theorem1_weights=2 * lo + d, threshold=float(threshold), precision=float(precision),
         seed=seed, complete=complete,
-        seconds=time.perf_counter() - started, fits=fits)
+        seconds=time.perf_counter() - started, fits=fits, budget=budget)
 
 
 def check_capacity(model_factory: Callable, data: Any, settings: Any, cache: Any = None) -> CheckResult:
     """Passes when the model memorizes random labels on at least ``settings.min_capacity`` examples.
 
-    ``min_capacity`` defaults to the whole training set given (after ``train_size``). The
+    ``min_capacity`` defaults to the whole training set given (after ``train_size``);
+    ``capacity_budget`` and ``capacity_precision`` are the search's ``budget`` and ``precision``. The
     search's first fit (all examples) is the random-labels check's fit: it is taken from
     ``cache`` when present and put there otherwise.
     """
@@ -217,7 +226,8 @@ def check_capacity(model_factory: Callable, data: Any, settings: Any, cache: Any
         cache.hits += 1
     result = capacity_search(model_factory, data, config=settings.fit, threshold=settings.memorize_threshold,
                              precision=settings.capacity_precision, seed=seed,
-                             label_mode=getattr(settings, "label_mode", "paper"), known_fits=known)
+                             label_mode=getattr(settings, "label_mode", "paper"),
+                             budget=getattr(settings, "capacity_budget", "steps"), known_fits=known)
     if key is not None and not cached and total in known:
         cache[key] = known[total]  # the random_labels check can reuse the full-set fit
     passed = result.n_star >= minimum
@@ -227,7 +237,7 @@ def check_capacity(model_factory: Callable, data: Any, settings: Any, cache: Any
         "params_per_example": result.params_per_example, "theorem1_weights": result.theorem1_weights,
         "input_dim": result.input_dim, "bracket_low": result.bracket[0], "bracket_high": result.bracket[1],
         "fits": sum(not f["reused"] for f in result.fits), "complete": result.complete,
-        "threshold": result.threshold, "seconds": round(result.seconds, 3),
+        "threshold": result.threshold, "budget": result.budget, "seconds": round(result.seconds, 3),
     }
     ppe = "n/a" if result.params_per_example is None else f"{result.params_per_example:.1f}"
     message = (f"memorizes random labels on n* = {result.n_star} of {total} examples "

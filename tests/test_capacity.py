@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from rethink_checks import training
 from rethink_checks.capacity import capacity_search, check_capacity
@@ -64,6 +65,37 @@ def test_search_brackets_the_boundary_to_the_precision(oracle, digits, capacity,
     assert oracle.calls[0].n == 120  # starts with the whole set
     assert len(set(c.n for c in oracle.calls)) == len(oracle.calls)  # never refits a size
     assert len(oracle.calls) <= 2 * 7 + 1  # halvings plus bisections: log2(120) each
+
+
+def _bracketed(lo: int, hi: int | None, precision: float) -> bool:
+    return hi is not None and lo > 0 and hi - lo <= max(1, precision * hi)
+
+
+@settings(max_examples=max(60, settings().max_examples), deadline=None)
+@given(capacity=st.integers(0, 130), precision=st.floats(0.001, 0.9), n_min=st.integers(1, 120),
+       n_max=st.integers(1, 120))
+def test_search_stops_at_the_first_fit_that_brackets_the_answer(digits, capacity, precision,
+                                                                n_min, n_max):
+    """No fit is made once the answer is known to the precision, and none is made twice."""
+    n_min, n_max = min(n_min, n_max), max(n_min, n_max)
+    sizes = []
+
+    def fake_fit(model_factory, data, config):
+        sizes.append(len(data.train_x))
+        return _run(len(data.train_x) <= capacity, len(data.train_x))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "fit", fake_fit)
+        res = capacity_search(_factory, digits, precision=precision, n_min=n_min, n_max=n_max)
+    assert len(sizes) == len(set(sizes)) and all(n_min <= n <= n_max for n in sizes)
+    lo, hi = 0, None
+    for i, n in enumerate(sizes):
+        if lo == n_max or _bracketed(lo, hi, precision) or (lo == 0 and hi == n_min):
+            pytest.fail(f"fit {i} at n={n} made after the answer was known: {sizes}")
+        lo, hi = (max(lo, n), hi) if n <= capacity else (lo, n if hi is None else min(hi, n))
+    assert (res.n_star, res.bracket) == (lo, (lo, hi)) and res.complete
+    assert lo == n_max or _bracketed(lo, hi, precision) or (lo == 0 and hi == n_min)
+    assert lo == (min(capacity, n_max) if capacity >= n_min else 0) or lo < capacity < hi
 
 
 def test_full_memorization_costs_one_fit(oracle, digits):
@@ -146,6 +178,16 @@ def test_empty_data_errors(oracle, digits):
         capacity_search(_factory, empty)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_data_errors_before_any_fit(oracle, digits, value):
+    x = digits.train_x.clone()
+    x[7, 0, 3, 3] = value
+    with pytest.raises(DataError, match=r"data: 1 training example\(s\) hold NaN/inf values, e.g. "
+                                        r"indices \[7\]"):
+        capacity_search(_factory, digits.replace(train_x=x))
+    assert oracle.calls == []
+
+
 def _settings(**kw):
     from rethink_checks.checks import CheckSettings
 
@@ -169,6 +211,20 @@ def test_check_capacity_reports_and_shares_the_full_fit_with_the_cache(oracle, d
     again = check_capacity(_factory, digits, _settings(min_capacity=50, capacity_precision=0.1), cache)
     assert again.passed and again.tables["fits"][0]["reused"]
     assert len(oracle.calls) - calls == again.metrics["fits"] == len(again.tables["fits"]) - 1
+
+
+def test_check_capacity_passes_budget_and_precision_to_the_search(oracle, digits):
+    from dataclasses import asdict
+
+    oracle.capacity = 40
+    fields = asdict(_settings(capacity_precision=0.3))
+    settings_ = SimpleNamespace(**{**fields, "fit": FitConfig(max_epochs=5, batch_size=16),
+                                   "capacity_budget": "epochs", "key": lambda: "k"})
+    result = check_capacity(_factory, digits, settings_)
+    assert result.metrics["budget"] == "epochs"
+    assert all(c.config.max_epochs == 5 for c in oracle.calls)  # epochs: config as given
+    lo, hi = result.metrics["bracket_low"], result.metrics["bracket_high"]
+    assert hi - lo <= max(1, 0.3 * hi) and len(oracle.calls) <= 5
 
 
 def test_check_capacity_uses_train_size_and_rejects_impossible_minimum(oracle, digits):
