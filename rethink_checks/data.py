@@ -29,6 +29,12 @@ import torch
 
 from .errors import DataError, InputTypeError
 
+__all__ = [
+    "Dataset", "from_tensors", "from_arrays", "paper_preprocess", "DIGITS_FIT_DEFAULTS",
+    "load_digits", "load_cifar10", "load_mnist", "load_image_folder", "default_cache_dir",
+    "IMAGE_EXTENSIONS", "SPEC_OPTIONS", "load",
+]
+
 
 @dataclass(frozen=True)
 class Dataset:

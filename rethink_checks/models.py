@@ -18,6 +18,12 @@ from torch import nn
 
 from .errors import ModelNameError
 
+__all__ = [
+    "PAPER_LEARNING_RATES", "MODELS", "build", "small_inception", "small_alexnet", "mlp",
+    "count_parameters", "ModelNameError", "ConvModule", "InceptionModule", "DownsampleModule",
+    "GlobalMeanPool",
+]
+
 #: The paper's SGD learning rates per model name (momentum 0.9, x0.95 per epoch).
 PAPER_LEARNING_RATES: dict[str, float] = {
     "inception": 0.1,

@@ -13,6 +13,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .errors import ModelError
 
+__all__ = ["remove_dropout", "remove_batchnorm", "DROPOUT_TYPES", "BATCHNORM_TYPES"]
+
 DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
 )

@@ -5,6 +5,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+__all__ = ["FitResult", "CheckResult"]
+
 
 @dataclass
 class FitResult:

@@ -28,6 +28,8 @@ from torch import nn
 from .errors import DataError, DeviceError, InputTypeError, ModelError, SettingsError
 from .results import FitResult
 
+__all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "WARMUP_STEPS"]
+
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as the CUDA-graph docs require
 
 
