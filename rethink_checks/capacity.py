@@ -8,10 +8,9 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
-
 from .errors import DataError
 from .results import CheckResult, FitResult
+from .theory import require_training_examples
 
 __all__ = ["CapacityResult", "capacity_search", "check_capacity"]
 
@@ -60,14 +59,7 @@ def _check_int(name: str, value: Any, low: int, high: int) -> int:
 def _validated_bounds(data: Any, n_min: int | None, n_max: int | None, precision: float,
                       threshold: float, max_fits: int | None) -> tuple[int, int]:
     """(n_min, n_max) after checking every search argument; errors name the argument."""
-    total = len(data.train_x)
-    if total == 0:
-        raise DataError(f"data: the training split of {getattr(data, 'name', 'the dataset')!r} is empty")
-    finite = torch.isfinite(data.train_x.reshape(total, -1)).all(1)
-    if not finite.all():
-        bad = torch.nonzero(~finite).flatten()
-        raise DataError(f"data: {len(bad)} training example(s) hold NaN/inf values, e.g. indices "
-                        f"{bad[:10].tolist()}; capacity search needs finite inputs")
+    total = require_training_examples(data)
     n_max = total if n_max is None else _check_int("n_max", n_max, 1, total)
     n_min = 1 if n_min is None else _check_int("n_min", n_min, 1, total)
     if n_min > n_max:

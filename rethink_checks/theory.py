@@ -535,6 +535,19 @@ def kernel_interpolate(train_x: Any, train_y: Any, test_x: Any = None, test_y: A
 # --------------------------------------------------------------------------- check
 
 
+def require_training_examples(data: Any) -> int:
+    """Number of training examples; DataError (naming ``data``) when none or any is NaN/inf."""
+    total = len(data.train_x)
+    if total == 0:
+        raise DataError(f"data: the training split of {getattr(data, 'name', 'the dataset')!r} is empty")
+    finite = torch.isfinite(data.train_x.reshape(total, -1)).all(1)
+    if not finite.all():
+        bad = torch.nonzero(~finite).flatten()
+        raise DataError(f"data: {len(bad)} training example(s) hold NaN/inf values, e.g. indices "
+                        f"{bad[:10].tolist()}; the inputs must be finite")
+    return total
+
+
 def _distinct_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Indices of the first occurrence of each distinct row, and how many duplicates were dropped."""
     _, inverse = torch.unique(x, dim=0, return_inverse=True)
@@ -556,7 +569,8 @@ def check_expressivity(model_factory: Any, data: Any, settings: Any, cache: Any 
     started = time.perf_counter()
     seed = int(getattr(settings, "seed", 0))
     train_size = getattr(settings, "train_size", None)
-    if train_size is not None and train_size < len(data.train_x):
+    total = require_training_examples(data)
+    if train_size is not None and train_size < total:
         data = data.subset(train_size, seed=seed)
     noisy = CorruptionSpec(name="random_labels", seed=seed, mode=getattr(settings, "label_mode", "paper")).apply(data)
     z = noisy.train_x.reshape(len(noisy.train_x), -1).detach().cpu().to(torch.float64)

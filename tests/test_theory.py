@@ -1,6 +1,7 @@
 """Theorem 1 construction, min-norm kernel interpolation and the expressivity check."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,6 +97,32 @@ def test_blocked_substitution_matches_dense_triangular_solve(monkeypatch):
     assert torch.equal(dense, dense.tril()) and (dense.diagonal() > 0).all()
     assert torch.allclose(net_blocked.w, net_full.w, rtol=1e-8, atol=1e-8)
     assert info.relative_residual < 1e-9
+
+
+def test_solve_is_float64_triangular_never_a_dense_general_solve(monkeypatch):
+    """Only solve_triangular (lower, float64) is used; general solvers would raise here."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dense general solver was called")
+    for name in ("solve", "solve_ex", "lstsq", "inv", "inv_ex", "pinv", "lu_factor", "lu_solve"):
+        monkeypatch.setattr(torch.linalg, name, refuse)
+    monkeypatch.setattr(torch, "inverse", refuse)
+    calls = []
+    real = torch.linalg.solve_triangular
+
+    def spy(a, b, *, upper, **kwargs):
+        calls.append((a.shape, a.dtype, b.dtype, upper))
+        return real(a, b, upper=upper, **kwargs)
+    monkeypatch.setattr(torch.linalg, "solve_triangular", spy)
+    monkeypatch.setattr(theory, "_BLOCK", 16)
+    gen = torch.Generator().manual_seed(5)
+    points = torch.randn(40, 3, generator=gen, dtype=torch.float32)  # float32 in, float64 inside
+    y = torch.randn(40, generator=gen, dtype=torch.float32)
+    net, info = theorem1_network(points, y)
+    assert calls and all(dt == torch.float64 and bt == torch.float64 and not upper
+                         for _, dt, bt, upper in calls)
+    assert max(shape[0] for shape, *_ in calls) <= 16  # blocks of the triangle, never n x n
+    assert all(p.dtype == torch.float64 for p in net.parameters())
+    assert info.relative_residual < 1e-6 and math.isfinite(info.condition_estimate)
 
 
 def test_biases_interleave_projections():
@@ -306,6 +333,19 @@ def test_check_expressivity_on_digits(digits):
     assert result.check == "expressivity" and "random labels" in result.message
     import json
     json.dumps(result.to_dict())  # plain JSON scalars only
+
+
+def test_check_expressivity_bad_data_names_data(digits):
+    settings_ = SimpleNamespace(seed=0, train_size=None)
+    empty = digits.replace(train_x=digits.train_x[:0], train_y=digits.train_y[:0])
+    with pytest.raises(DataError, match="data: the training split of 'digits' is empty"):
+        check_expressivity(lambda: torch.nn.Linear(64, 10), empty, settings_)
+    x = digits.train_x[:60].clone()
+    x[[4, 9], 0, 2, 2] = float("nan")
+    bad = digits.replace(train_x=x, train_y=digits.train_y[:60])
+    with pytest.raises(DataError, match=r"data: 2 training example\(s\) hold NaN/inf values, "
+                                        r"e.g. indices \[4, 9\]"):
+        check_expressivity(lambda: torch.nn.Linear(64, 10), bad, settings_)
 
 
 def test_check_expressivity_drops_duplicate_points(digits):
