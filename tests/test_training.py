@@ -412,6 +412,35 @@ def test_package_exports_fit():
     assert FitConfig().to_dict()["batch_size"] == 128
 
 
+def test_defaults_are_the_papers():
+    """SGD momentum 0.9, x0.95 per epoch, batch 128, no weight decay or augmentation, fit to 100%."""
+    c = FitConfig()
+    assert (c.lr, c.momentum, c.lr_decay, c.batch_size, c.weight_decay, c.augment) == (None, 0.9, 0.95, 128, 0.0, False)
+    assert (c.target_accuracy, c.regularizers, c.device, c.precision, c.fast) == (1.0, "model", "auto", "auto", True)
+    assert c.corruption is None and c.max_seconds is None and c.eval_every == 1
+
+
+def test_train_accuracy_is_measured_on_the_full_randomized_set_in_eval_mode(small):
+    make = lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.5),  # noqa: E731
+                                 nn.Linear(128, 10))
+    spec = CorruptionSpec("random_labels", seed=2)
+    result = fit(make, small, corruption=spec, max_epochs=3, **FAST)
+    noisy = spec.apply(small)
+    with torch.no_grad():
+        predicted = result.model.eval()(noisy.train_x).argmax(1)
+    assert result.train_accuracy == (predicted == noisy.train_y).sum().item() / len(noisy.train_y)
+    assert result.test_accuracy == (result.model(small.test_x).argmax(1) == small.test_y).sum().item() / 100
+
+
+def test_lower_target_accuracy_stops_earlier(small):
+    full = fit(factory(small), small, max_epochs=40, **FAST)
+    half = fit(factory(small), small, max_epochs=40, target_accuracy=0.5, **FAST)
+    assert full.fitted and half.fitted and half.epochs_to_fit < full.epochs_to_fit
+    assert half.train_accuracy >= 0.5 and half.curves["train_accuracy"][-1] == half.train_accuracy
+    assert all(a < 0.5 for a in half.curves["train_accuracy"][:-1])
+    assert half.total_seconds >= half.train_seconds > 0
+
+
 # ---------------------------------------------------------------- conv models, splits, warm-up undo
 
 def test_small_inception_trains_on_cpu_and_loses_its_batch_norm():
