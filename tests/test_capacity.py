@@ -257,3 +257,41 @@ def test_wide_mlp_memorizes_the_whole_set(digits):
     res = capacity_search(lambda: mlp((1, 8, 8), 10, width=256), digits, config=cfg)
     assert res.memorized_all and res.n_star == 120 and len(res.fits) == 1
     assert res.fits[0]["train_accuracy"] >= 0.99
+
+
+# ------------------------------------------------------------------ plugin (pytester)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_plugin_checks_put_capacity_and_theorem1_metrics_in_json_and_summary(pytester):
+    import sklearn.datasets  # noqa: F401 - imported once here, not inside pytester's run
+
+    import rethink_checks.theory  # noqa: F401
+
+    pytester.makepyfile(test_model='''
+import pytest
+from rethink_checks.models import mlp
+
+pytestmark = pytest.mark.rethink(train_size=40, batch_size=10, lr=0.1, lr_decay=1.0,
+                                 max_epochs=40, device="cpu", min_capacity=5,
+                                 capacity_precision=0.5)
+
+@pytest.fixture
+def rethink_model():
+    return lambda input_shape, num_classes: mlp(input_shape, num_classes, width=64)
+''')
+    result = pytester.runpytest("--rethink", "--rethink-checks=capacity,expressivity",
+                                "--rethink-json=out.json")
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    assert "rethink summary" in out and "capacity" in out and "expressivity" in out
+    doc = json.loads((pytester.path / "out.json").read_text())
+    metrics = {item["nodeid"].split("::")[1]: item["metrics"] for item in doc["items"]}
+    cap, expr = metrics["rethink[capacity]"], metrics["rethink[expressivity]"]
+    params = 64 * 64 + 64 + 64 * 10 + 10
+    assert cap["num_parameters"] == params and 5 <= cap["n_star"] <= 40
+    assert cap["theorem1_weights"] == 2 * cap["n_star"] + 64
+    assert cap["params_per_example"] == pytest.approx(params / cap["n_star"])
+    assert cap["fits"] >= 1 and cap["seconds"] >= 0
+    assert expr["n"] == 40 and expr["theorem1_weights"] == 2 * 40 + 64
+    assert expr["num_parameters"] == params and expr["fitted"]
