@@ -21,6 +21,10 @@
 #      RETHINK_REPRO_DEVICE   device for the real-data path (default cuda; cpu to dry-run it)
 #      RETHINK_REPRO_ARGS     extra options appended last (they win), e.g. for a CPU dry run:
 #                   "--train-size 200 --test-size 100 --max-epochs 1"
+#      RESUME_FROM  a folder of run files (*.json) from an earlier invocation, e.g. the
+#                   committed docs/results/h200-2026-11-27/runs or an unpacked runs.tar.gz:
+#                   copied into OUT/runs (never over a file already there), so a fresh
+#                   machine trains only what is missing
 # Rerunning with the same OUT resumes: finished runs are kept.
 set -euo pipefail
 
@@ -70,8 +74,19 @@ bundle() {
 }
 trap bundle EXIT
 
-mkdir -p "$OUT"
+if [[ -n ${RESUME_FROM:-} && ! -d $RESUME_FROM ]]; then
+    echo "$0: RESUME_FROM '$RESUME_FROM' is not a folder of run files" >&2
+    exit 2
+fi
+mkdir -p "$OUT/runs"
 { nvidia-smi || echo "nvidia-smi: not available"; } > "$OUT/nvidia-smi.txt" 2>&1
-echo "gpu_reproduce: $PY -m rethink_checks.reproduce ${args[*]}" | tee "$OUT/log.txt"
+echo "gpu_reproduce: $PY -m rethink_checks.reproduce ${args[*]}" | tee -a "$OUT/log.txt"
+if [[ -n ${RESUME_FROM:-} ]]; then
+    for f in "$RESUME_FROM"/*.json; do
+        if [[ -e $f && ! -e $OUT/runs/${f##*/} ]]; then cp "$f" "$OUT/runs/"; fi
+    done
+    echo "gpu_reproduce: $(ls "$OUT/runs" | wc -l) run files in $OUT/runs after copying" \
+         "$RESUME_FROM" | tee -a "$OUT/log.txt"
+fi
 "$PY" -m rethink_checks.reproduce "${args[@]}" 2>&1 | tee -a "$OUT/log.txt"
 echo "gpu_reproduce: report in $OUT/report.md" | tee -a "$OUT/log.txt"

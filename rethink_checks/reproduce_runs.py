@@ -198,6 +198,9 @@ def run_plan(plan: Plan, dataset: Any, args: argparse.Namespace, common: dict[st
         old = _load_record(path, spec, run_id)
         if old is not None:
             records[spec] = old
+            if not args.quiet:
+                print(f"[{i}/{len(order)}] {run_id}: finished earlier, kept", file=sys.stderr,
+                      flush=True)
             continue
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < MIN_RUN_S:

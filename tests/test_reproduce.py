@@ -382,8 +382,9 @@ def test_report_embeds_figure1_pngs(scaled):
 SCRIPT = ROOT / "benchmarks" / "gpu_reproduce.sh"
 
 
-def _script(*args: str, smoke: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+def _script(*args: str, smoke: bool = True, env: dict | None = None
+            ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", **(env or {})}
     if smoke:
         env["RETHINK_REPRO_SMOKE"] = "1"
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
@@ -403,14 +404,27 @@ def test_gpu_script_refuses_a_bad_budget_and_missing_data(tmp_path):
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
-def test_gpu_script_smoke_run_writes_the_report(tmp_path):
+def test_gpu_script_smoke_run_writes_the_report_and_resumes_from_run_files(tmp_path):
     out = tmp_path / "gpu"
     proc = _script("ignored", str(out), "60")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = (out / "report.md").read_text()
     assert "## Figure 1" in report and "## Table 1" in report
     assert (out / "log.txt").exists() and (out / "nvidia-smi.txt").exists()
-    assert len(list((out / "runs").glob("*.json"))) == 5 + 4  # figure 1a + p=0.2..0.8
+    runs = sorted(p.name for p in (out / "runs").glob("*.json"))
+    assert len(runs) == 5 + 4  # figure 1a + p=0.2..0.8
+    # a fresh OUT seeded from those files (as on a new GPU machine) trains nothing again
+    again = tmp_path / "again"
+    proc = _script("ignored", str(again), "60", env={"RESUME_FROM": str(out / "runs")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (again / "runs").glob("*.json")) == runs
+    log = (again / "log.txt").read_text()
+    assert "9 run files in" in log
+    assert json.loads((again / "report.json").read_text())["runs"] == {
+        name[:-5]: {"status": "resumed", "seconds": json.loads((out / "runs" / name).read_text())
+                    ["seconds"], "error": ""} for name in runs}
+    proc = _script("ignored", str(tmp_path / "x"), env={"RESUME_FROM": str(tmp_path / "nope")})
+    assert proc.returncode == 2 and "RESUME_FROM" in proc.stderr
 
 
 def test_gpu_script_bundles_results_for_a_device_out_folder(tmp_path):
