@@ -46,10 +46,10 @@ class FitConfig:
     ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at least one
     runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU, float32 on
     CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve row.
-    ``compile`` (GPU only, opt-in, beyond the architecture's fields): run the full-batch
-    training forward through ``torch.compile`` (Inductor, no CUDA graphs of its own) before
-    capture, for fewer, fused kernels per step at the price of compile time on first use; a
-    failure to compile falls back to the plain model, with the reason recorded.
+    ``compile`` (GPU only, opt-in): run the full-batch training forward through
+    ``torch.compile`` (Inductor, no CUDA graphs of its own) before capture, for fewer, fused
+    kernels per step at the price of compile time on first use; a failure to compile falls
+    back to the plain model, with the reason recorded.
     """
 
     lr: float | None = None
