@@ -7,6 +7,7 @@ The criteria are documented in ``docs/checks.md`` and in each result's ``criteri
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -25,15 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CHECKS", "CheckSettings", "RunCache", "SettingsError", "run_check",
-    "RANDOMIZATION_CHECKS", "REGULARIZERS", "LABEL_MODES",
+    "RANDOMIZATION_CHECKS", "REGULARIZERS", "LABEL_MODES", "CAPACITY_BUDGETS",
 ]
 
 RANDOMIZATION_CHECKS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")
 LABEL_MODES = ("paper", "wrong_class")
+CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
 # fields of CheckSettings that only judge results; they never change a fit, so not in key()
 _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_regularizer_gain",
-                   "min_capacity", "capacity_precision")
+                   "min_capacity", "capacity_precision", "capacity_budget")
 # FitConfig fields a user mapping may not set: the checks own them
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
 
@@ -72,6 +74,8 @@ class CheckSettings:
     train_size: int | None = None
     min_capacity: int | None = None
     capacity_precision: float = 0.05
+    capacity_budget: str = "steps"     # capacity: "steps" (every subset gets the full set's steps) | "epochs"
+    time_budget: float | None = None   # wall-clock seconds for a whole check (all its fits), via run_check
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +111,11 @@ class CheckSettings:
         _check_number("capacity_precision", self.capacity_precision, minimum=0.0, open_min=True)
         if self.capacity_precision >= 1:
             raise SettingsError(f"capacity_precision: got {self.capacity_precision}; allowed: 0 < value < 1")
+        if self.capacity_budget not in CAPACITY_BUDGETS:
+            raise SettingsError(f"capacity_budget: got {self.capacity_budget!r}; allowed: "
+                                f"{', '.join(CAPACITY_BUDGETS)}")
+        if self.time_budget is not None:
+            _check_number("time_budget", self.time_budget, minimum=0.0, open_min=True)
         self.seed = _as_int("seed", self.seed, minimum=0)
 
     @classmethod
@@ -361,12 +370,31 @@ def _get_run(name: str, p: float, model_factory: Callable, data: "Dataset",
     config = config if config is not None else settings.fit
     config = dataclasses.replace(config, corruption=_spec(base, float(p), settings),
                                  target_accuracy=_target(name, settings),
+                                 max_seconds=_seconds_left(config.max_seconds),
                                  progress=_labelled(config.progress, name, float(p)))
     run = _fit(model_factory, data, config)
     if cache is not None:
         cache.misses += 1
         cache[key] = run
     return run, key
+
+
+# The deadline of the check running in this context (set by run_check from time_budget).
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("rethink_deadline",
+                                                                         default=None)
+
+
+def _seconds_left(max_seconds: float | None) -> float | None:
+    """A fit's ``max_seconds``: its own limit, cut to what is left of the check's time budget.
+
+    A fit that starts after the deadline still trains one epoch (the engine's minimum) and
+    stops with ``stop_reason == "time_budget"``.
+    """
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return max_seconds
+    left = max(deadline - time.monotonic(), 1e-6)
+    return left if max_seconds is None else min(max_seconds, left)
 
 
 def _labelled(progress: Callable[[dict], None] | None, name: str,
@@ -417,6 +445,39 @@ def _run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
     }
 
 
+def _regularizers_in(run: FitResult, model_factory: Callable, config: Any) -> str:
+    """The regularizers a fit trained with (model as built, minus what the config removed).
+
+    ``dropout`` and ``batchnorm`` name modules found in the trained model (functional dropout
+    inside ``forward`` is invisible); ``weight_decay`` and ``augment`` come from the config.
+    "none" when there were none.
+    """
+    from torch import nn
+
+    from .regularizers import BATCHNORM_TYPES, DROPOUT_TYPES
+
+    model = run.model
+    if model is None:  # a run from another process: look at a fresh model instead
+        model = model_factory if isinstance(model_factory, nn.Module) else model_factory()
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    gone = {r.split(":", 1)[0] for r in run.removed}
+    found = [kind for kind, types in (("dropout", DROPOUT_TYPES), ("batchnorm", BATCHNORM_TYPES))
+             if kind not in gone and any(isinstance(m, types) for m in modules)]
+    if config.regularizers != "none":
+        found += ["weight_decay"] if config.weight_decay else []
+        found += ["augment"] if config.augment else []
+    return ",".join(found) or "none"
+
+
+def _as_trained(regularizers: str) -> str:
+    """Criterion wording for the regularizers a memorization fit kept."""
+    if regularizers == "none":
+        return "no regularizers"
+    hint = ("; remove_dropout: true trains without it, as the paper's randomization runs did"
+            if "dropout" in regularizers.split(",") else "")
+    return f"the model's regularizers as built ({regularizers}{hint})"
+
+
 def _fit_message(what: str, run: FitResult, threshold: float) -> str:
     if run.diverged:
         return f"{what}: training diverged at epoch {run.diverged_epoch} (loss not finite)"
@@ -434,6 +495,7 @@ def check_true_labels(model_factory: Callable, data: "Dataset", settings: CheckS
     run, key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
     metrics = _run_metrics(run, t)
     metrics["chance"] = 1.0 / _num_classes(data)
+    metrics["regularizers_in_model"] = _regularizers_in(run, model_factory, settings.fit)
     passed = metrics["fitted"]
     msg = (f"fitted true labels in {run.epochs_to_fit} epochs" if passed
            else _fit_message("true labels not fitted", run, t))
@@ -450,12 +512,14 @@ def _memorization(name: str) -> Callable[..., CheckResult]:
         run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
         metrics = _run_metrics(run, t)
         metrics["chance"] = 1.0 / _num_classes(data)
+        metrics["regularizers_in_model"] = _regularizers_in(run, model_factory, settings.fit)
         passed = metrics["fitted"]
         msg = (f"memorized {name} in {run.epochs_to_fit} epochs "
                f"(test accuracy {_fmt(run.test_accuracy)}, chance {metrics['chance']:.3f})"
                if passed else _fit_message(f"{name} not memorized", run, t))
         return CheckResult(name, passed, f"train accuracy >= {t} on {name} within "
-                           f"{settings.fit.max_epochs} epochs (memorization)", msg, metrics,
+                           f"{settings.fit.max_epochs} epochs (memorization), trained with "
+                           f"{_as_trained(metrics['regularizers_in_model'])}", msg, metrics,
                            runs={name: _run_dict(run, key)})
 
     check.__name__ = f"check_{name}"
@@ -625,7 +689,9 @@ def check_capacity(model_factory: Callable, data: "Dataset", settings: CheckSett
     """Effective capacity search (rethink_checks.capacity, imported when run)."""
     from .capacity import check_capacity as impl
 
-    return impl(model_factory, _prepared(data, settings), settings, cache)
+    fit = dataclasses.replace(settings.fit, max_seconds=_seconds_left(settings.fit.max_seconds))
+    return impl(model_factory, _prepared(data, settings), dataclasses.replace(settings, fit=fit),
+                cache)
 
 
 def check_expressivity(model_factory: Callable, data: "Dataset", settings: CheckSettings,
@@ -656,6 +722,26 @@ def run_check(name: str, model_factory: Callable, data: "Dataset",
     if not isinstance(settings, CheckSettings):
         raise SettingsError(f"settings: expected CheckSettings, got {type(settings).__name__}")
     start = time.perf_counter()
-    result = CHECKS[name](model_factory, data, settings, cache)
+    budget = settings.time_budget
+    token = _DEADLINE.set(None if budget is None else time.monotonic() + budget)
+    try:
+        result = CHECKS[name](model_factory, data, settings, cache)
+    finally:
+        _DEADLINE.reset(token)
     result.seconds = round(time.perf_counter() - start, 3)
+    if budget is not None:
+        _note_budget(result, budget)
     return result
+
+
+def _note_budget(result: CheckResult, budget: float) -> None:
+    """Record the check's time budget and whether it ran out (a fit stopped for time)."""
+    rows = [(name, run) for name, run in result.runs.items()]
+    rows += [(f"n={row.get('n')}", row) for row in result.tables.get("fits", [])]  # capacity
+    stopped = sorted({name for name, run in rows
+                      if isinstance(run, Mapping) and run.get("stop_reason") == "time_budget"})
+    result.metrics["time_budget"] = budget
+    result.metrics["time_budget_exhausted"] = bool(stopped)
+    if stopped:
+        result.message += (f" (the check's time budget of {budget:g} s ran out; stopped for "
+                           f"time: {', '.join(stopped)})")

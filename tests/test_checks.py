@@ -1,10 +1,12 @@
 """The checks: pass and fail paths on tiny digits data, the run cache, and CheckSettings."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -203,6 +205,21 @@ def test_regularizers_fail_when_gain_exceeds_max(regularized, digits, monkeypatc
     assert res.metrics["gain"] == first.metrics["gain"]
 
 
+def test_memorization_reports_the_regularizers_it_trained_with(digits, tiny):
+    """Dropout stays in by default (the model as built); remove_dropout is the paper's way."""
+    short = tiny.updated(max_epochs=1)
+    kept = run_check("random_labels", lambda: DropoutMLP(digits), digits, short)
+    assert kept.metrics["regularizers_in_model"] == "dropout"
+    assert "regularizers as built (dropout; remove_dropout: true" in kept.criterion
+    gone = run_check("random_labels", lambda: DropoutMLP(digits), digits,
+                     short.updated(remove_dropout=True, weight_decay=0.0, lr=0.05))
+    assert gone.metrics["regularizers_in_model"] == "none"
+    assert gone.criterion.endswith("trained with no regularizers")
+    decayed = run_check("true_labels", factory_for(digits, width=16), digits,
+                        short.updated(fit={"weight_decay": 1e-4}))
+    assert decayed.metrics["regularizers_in_model"] == "weight_decay"
+
+
 def test_bad_model_raises_the_engine_error(digits, tiny):
     with pytest.raises(RethinkError):
         run_check("true_labels", lambda: "not a model", digits, tiny)
@@ -347,6 +364,73 @@ def test_corruption_specs_follow_settings(fake, digits):
     assert (pixels.name, pixels.seed) == ("random_pixels", 7)
 
 
+class FakeClock:
+    """Stands in for the checks module's ``time``: ``now`` moves only when a test moves it."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.perf_counter = time.perf_counter
+
+    def monotonic(self):
+        return self.now
+
+
+def test_time_budget_is_shared_by_the_fits_of_one_check(digits, monkeypatch):
+    clock, budgets = FakeClock(), []
+
+    def fit(model_factory, data, config):  # every fit takes 4 s; one given less is cut short
+        budgets.append(config.max_seconds)
+        clock.now += 4.0
+        if config.max_seconds < 4.0:
+            return dataclasses.replace(fake_run(None, max_epochs=1), stop_reason="time_budget")
+        return fake_run(2)
+
+    monkeypatch.setattr(checks, "time", clock)
+    monkeypatch.setattr(checks, "_fit", fit)
+    s = CheckSettings(time_budget=10.0, memorize_threshold=1.0)
+    res = run_check("slowdown", factory_for(digits), digits, s, RunCache())
+    assert budgets == [10.0, 6.0, 2.0, 1e-6, 1e-6]  # each fit gets what the earlier ones left
+    assert res.metrics["time_budget"] == 10.0 and res.metrics["time_budget_exhausted"] is True
+    assert not res.passed and "shuffled_pixels not memorized" in res.message
+    assert res.message.endswith("(the check's time budget of 10 s ran out; stopped for time: "
+                                "gaussian, random_pixels, shuffled_pixels)")
+
+
+def test_time_budget_keeps_a_tighter_per_fit_limit_and_resets_per_check(fake, digits, monkeypatch):
+    table, calls = fake
+    table["default"] = fake_run(3)
+    monkeypatch.setattr(checks, "time", FakeClock())
+    s = CheckSettings.from_mapping({"time_budget": 30, "max_seconds": 5})
+    first = run_check("true_labels", factory_for(digits), digits, s)
+    run_check("random_labels", factory_for(digits), digits, s)
+    assert [c[2].max_seconds for c in calls] == [5, 5]
+    assert first.passed and first.metrics["time_budget_exhausted"] is False
+    assert "ran out" not in first.message
+    calls.clear()
+    plain = run_check("true_labels", factory_for(digits), digits, CheckSettings())
+    assert calls[0][2].max_seconds is None and "time_budget" not in plain.metrics
+
+
+def test_time_budget_stops_real_fits_after_one_epoch(digits, tiny):
+    res = run_check("true_labels", factory_for(digits), digits,
+                    tiny.updated(max_epochs=500, time_budget=1e-9))
+    assert res.metrics["epochs"] == 1 and res.metrics["stop_reason"] == "time_budget"
+    assert res.metrics["time_budget_exhausted"] and "ran out" in res.message
+
+
+def test_capacity_budget_reaches_the_search(digits, tiny, monkeypatch):
+    from rethink_checks import capacity
+
+    seen = []
+    real = capacity.capacity_search
+    monkeypatch.setattr(capacity, "capacity_search",
+                        lambda *a, **kw: (seen.append(kw.get("budget")), real(*a, **kw))[1])
+    run_check("capacity", factory_for(digits, width=16), digits,
+              tiny.updated(max_epochs=1, train_size=20, min_capacity=1, capacity_precision=0.5,
+                           capacity_budget="epochs"))
+    assert seen == ["epochs"]
+
+
 def test_not_a_dataset_is_a_data_error(tiny):
     with pytest.raises(ValueError, match="Dataset"):
         run_check("true_labels", lambda: None, [1, 2, 3], tiny)
@@ -408,6 +492,9 @@ def test_from_mapping_rejects_unknown_keys_by_name():
     ({"corrupt_test_labels": "maybe"}, "corrupt_test_labels"),
     ({"train_size": 0}, "train_size"),
     ({"capacity_precision": 1}, "capacity_precision"),
+    ({"capacity_budget": "wall"}, "capacity_budget: got 'wall'; allowed: steps, epochs"),
+    ({"time_budget": 0}, "time_budget: got 0; allowed: a number > 0.0"),
+    ({"time_budget": "soon"}, "time_budget: expected a number, got 'soon'"),
     ({"seed": -1}, "seed"),
     ({"batch_size": 0}, "batch_size"),
     ({"device": 3}, "device"),
@@ -437,7 +524,9 @@ def test_strings_from_ini_files_are_coerced():
 def test_key_tracks_fits_not_criteria():
     s = CheckSettings()
     assert s.key() == CheckSettings().key()
-    assert s.updated(max_slowdown=2, error_tolerance=0.5, partial_levels=[0.3]).key() == s.key()
+    assert s.updated(max_slowdown=2, error_tolerance=0.5, partial_levels=[0.3],
+                     capacity_budget="epochs").key() == s.key()
+    assert s.updated(time_budget=60).key() != s.key()  # a budget can cut fits short
     assert s.updated(lr=0.2).key() != s.key()
     assert s.updated(seed=1).key() != s.key()
     assert s.updated(memorize_threshold=0.9).key() != s.key()
