@@ -39,6 +39,7 @@ LEGEND = "\n".join([
     "               gain: test accuracy with regularizers minus without",
     "               err: test error at the lowest -> highest corruption p",
     "               n*: effective capacity; residual: Theorem 1 fit residual",
+    "               ERROR rows: the start of the error message (the JSON has all of it)",
     "  s            seconds the check took (fits reused from other checks cost nothing)",
 ])
 
@@ -84,9 +85,18 @@ def _row_cells(row: Mapping[str, Any]) -> list[str]:
     test = m.get("test_accuracy", m.get("test_accuracy_with"))
     epochs = m.get("epochs_to_fit", m.get("epochs_to_fit.true_labels"))
     seconds = row.get("seconds", m.get("check_seconds"))
+    key = _key_metric(check, m)
+    if row.get("outcome") == "error" and not key:  # no metrics: say what went wrong, briefly
+        key = _shorten(str(row.get("message") or ""), 60)
     return [str(row.get("model", "")), check,
             VERDICTS.get(str(row.get("outcome", "")), str(row.get("outcome", "")).upper()),
-            _num(train), _num(test), _num(epochs), _key_metric(check, m), _num(seconds, ".1f")]
+            _num(train), _num(test), _num(epochs), key, _num(seconds, ".1f")]
+
+
+def _shorten(text: str, width: int) -> str:
+    """First line of ``text``, cut to ``width`` characters with an ellipsis."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[:width - 3] + "..."
 
 
 def format_table(rows: Iterable[Mapping[str, Any]], legend: bool = True) -> str:

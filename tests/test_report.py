@@ -63,6 +63,19 @@ def test_table_has_one_row_per_item_verdicts_and_key_metrics():
     assert report.LEGEND in text and "PASS criterion met" in text
 
 
+def test_error_rows_show_the_start_of_their_message():
+    long = "ModelError: the rethink_model fixture returned builtins.int; expected a torch.nn.Module"
+    rows = [{"model": "test_m[wrong_type]", "check": "true_labels", "outcome": "error",
+             "metrics": {}, "message": long + "\nsecond line"},
+            {"model": "test_m[ok]", "check": "true_labels", "outcome": "failed", "metrics": {},
+             "message": "true labels not fitted"}]
+    body = format_table(rows, legend=False).splitlines()[2:]
+    assert body[0].split()[:3] == ["test_m[wrong_type]", "true_labels", "ERROR"]
+    assert long[:57] + "..." in body[0] and "second line" not in body[0]
+    assert "not fitted" not in body[1]  # a FAIL's message is in pytest's own report
+    assert len(body[0]) < 120
+
+
 def test_table_columns_line_up_and_legend_can_be_left_out():
     rows = [{"model": "a-very-long-model-name", "check": "gaussian", "outcome": "passed",
              "metrics": {"train_accuracy": 0.995}},
