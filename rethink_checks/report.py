@@ -87,7 +87,7 @@ def _row_cells(row: Mapping[str, Any]) -> list[str]:
     seconds = row.get("seconds", m.get("check_seconds"))
     key = _key_metric(check, m)
     if row.get("outcome") == "error" and not key:  # no metrics: say what went wrong, briefly
-        key = _shorten(str(row.get("message") or ""), 60)
+        key = _shorten(str(row.get("message") or ""), 48)
     return [str(row.get("model", "")), check,
             VERDICTS.get(str(row.get("outcome", "")), str(row.get("outcome", "")).upper()),
             _num(train), _num(test), _num(epochs), key, _num(seconds, ".1f")]

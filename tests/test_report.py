@@ -71,7 +71,7 @@ def test_error_rows_show_the_start_of_their_message():
              "message": "true labels not fitted"}]
     body = format_table(rows, legend=False).splitlines()[2:]
     assert body[0].split()[:3] == ["test_m[wrong_type]", "true_labels", "ERROR"]
-    assert long[:57] + "..." in body[0] and "second line" not in body[0]
+    assert long[:45] + "..." in body[0] and "second line" not in body[0]
     assert "not fitted" not in body[1]  # a FAIL's message is in pytest's own report
     assert len(body[0]) < 120
 
