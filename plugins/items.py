@@ -149,10 +149,11 @@ def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int) -> C
             return obj(**kwargs)
         except Exception as exc:  # the user's code: say where, keep the cause chained
             frame = traceback.extract_tb(exc.__traceback__)[-1]
-            raise ModelError(f"the rethink_model factory raised {type(exc).__name__}: {exc} "
-                             f"(at {frame.filename}:{frame.lineno}, given "
-                             f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items()) or 'no arguments'})"
-                             ) from exc
+            error = ModelError(f"the rethink_model factory raised {type(exc).__name__}: {exc} "
+                               f"(at {frame.filename}:{frame.lineno}, given "
+                               f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items()) or 'no arguments'})")
+            error.rethink_factory = True  # type: ignore[attr-defined] - see run_item
+            raise error from exc
 
     factory.__qualname__ = getattr(obj, "__qualname__", "factory")
     return factory
@@ -185,7 +186,7 @@ def split_config(config: Any) -> tuple[dict[str, Any], tuple[str, ...] | None]:
     return mapping, (tuple(checks) if checks is not None else None)
 
 
-SPEC_PATTERN = re.compile(r"^(digits|(cifar10|mnist|folder):.+)$")
+SPEC_PATTERN = re.compile(r"^(digits(,\s*raw)?|(cifar10|mnist|folder):.+)$")
 
 
 def data_spec(obj: Any, default: str) -> Any:
@@ -200,8 +201,8 @@ def data_spec(obj: Any, default: str) -> Any:
     if isinstance(obj, str) and SPEC_PATTERN.match(obj):
         return obj
     raise DataError(f"the rethink_data fixture returned {obj!r}; expected a "
-                    "rethink_checks.data.Dataset or a spec: digits | cifar10:ROOT | mnist:ROOT "
-                    "| folder:ROOT")
+                    "rethink_checks.data.Dataset or a spec: digits | digits,raw | cifar10:ROOT "
+                    "| mnist:ROOT | folder:ROOT")
 
 
 # ---------------------------------------------------------------- running one item
@@ -218,6 +219,7 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     import dataclasses
 
     from rethink_checks.checks import CheckSettings, run_check
+    from rethink_checks.errors import RethinkError
 
     item = request.node
     info = item.stash[ITEM_KEY]
@@ -233,7 +235,13 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
                                                                          progress=progress))
     factory = model_factory(model, dataset.input_shape, dataset.num_classes)
     item.stash[SETTINGS_KEY] = settings.to_dict()
-    result = run_check(check, factory, dataset, settings, state.cache_for(info.model_key))
+    try:
+        result = run_check(check, factory, dataset, settings, state.cache_for(info.model_key))
+    except RethinkError as exc:
+        cause = exc.__cause__
+        if getattr(cause, "rethink_factory", False):  # the engine wrapped our message: say it once
+            raise cause from cause.__cause__
+        raise
     item.stash[RESULT_KEY] = result
     item.user_properties.extend(properties(check, result.metrics))
     return result

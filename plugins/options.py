@@ -14,7 +14,8 @@ from typing import Any, Callable
 import pytest
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-DATA_SOURCES = ("digits", "cifar10:ROOT", "mnist:ROOT", "folder:ROOT")
+DATA_SOURCES = ("digits", "digits,raw", "cifar10:ROOT[,paper]", "mnist:ROOT", "folder:ROOT[,paper]")
+DIGITS_PATTERN = re.compile(r"^digits(,\s*raw)?$")
 
 
 def _int(low: int) -> Callable[[str], int]:
@@ -52,7 +53,7 @@ _device.allowed = "auto, cpu, cuda, cuda:N"  # type: ignore[attr-defined]
 
 def _data(text: str) -> str:
     kind, _, root = text.partition(":")
-    if text == "digits" or (kind in ("cifar10", "mnist", "folder") and root):
+    if DIGITS_PATTERN.match(text) or (kind in ("cifar10", "mnist", "folder") and root):
         return text
     raise ValueError
 
@@ -124,8 +125,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_epochs", _int(1), "epoch budget of every fit (default 100)", key="max_epochs",
            metavar="N"),
     Option("time_budget", _float(0.0, low_open=True),
-           "wall-clock budget in seconds for each fit a check makes (FitConfig.max_seconds)",
-           key="max_seconds", metavar="SECONDS"),
+           "wall-clock seconds for each check, shared by all of its fits (CheckSettings.time_budget)",
+           key="time_budget", metavar="SECONDS"),
     Option("fit_threshold", _float(0.0, 1.0, low_open=True),
            "true_labels: train accuracy needed (default 1.0)", key="fit_threshold", metavar="ACC"),
     Option("memorize_threshold", _float(0.0, 1.0, low_open=True),

@@ -36,7 +36,8 @@ def header_lines(state: RethinkState) -> list[str]:
              f"data {state.data_default}, seed {opts.get('seed', 0)}, torch {torch.__version__}",
              "rethink: checks " + (", ".join(checks) if checks else
                                    "per module (default: " + ", ".join(state.known_checks) + ")")]
-    budget = [f"{name.replace('_', ' ')} {opts.get(name)}"
+    units = {"time_budget": " s per check"}
+    budget = [f"{name.replace('_', ' ')} {opts.get(name)}{units.get(name, '')}"
               for name in ("train_size", "max_epochs", "time_budget", "threads")
               if opts.get(name) is not None]
     if budget:

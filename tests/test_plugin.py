@@ -371,6 +371,13 @@ def rethink_data():
         "test_bad.py::rethink[true_labels-wrong_shape]": "error",
         "test_bad.py::rethink[true_labels-factory_raises]": "error"}
     assert "ModelError" in items["test_bad.py::rethink[true_labels-wrong_shape]"]["message"]
+    assert all(i["message"] for i in items.values() if i["outcome"] == "error")
+    assert "raised ModelError" not in out  # the factory's error is said once, not wrapped again
+    result.stdout.fnmatch_lines([  # the summary: one readable row per model, errors say why
+        "test_bad?factory_raises?  true_labels  ERROR * ModelError: the rethink_model factory *...*",
+        "test_bad?raises?  * true_labels  ERROR * RuntimeError: cannot build the model *",
+        "test_bad?wrong_type?  * true_labels  ERROR * ModelError: the rethink_model fixture*...*",
+        "test_good  * true_labels  PASS*"])
 
 
 @pytest.mark.parametrize("args, shown", [
@@ -378,7 +385,7 @@ def rethink_data():
     (["--rethink-checks=true_labels,nope"], "unknown check(s) 'nope'; allowed: true_labels"),
     (["--rethink-max-epochs=0"], "--rethink-max-epochs: invalid value '0'; allowed: an integer >= 1"),
     (["--rethink-fit-threshold=2"], "allowed: a number in (0.0, 1.0]"),
-    (["--rethink-data=imagenet"], "allowed: digits, cifar10:ROOT, mnist:ROOT, folder:ROOT"),
+    (["--rethink-data=imagenet"], "allowed: digits, digits,raw, cifar10:ROOT[,paper], mnist:ROOT"),
     (["--rethink-compare-fail=epochs"], "expected CHECK.METRIC:LIMIT"),
     (["--rethink-partial-levels=0,0.5,0.5"], "partial_levels: levels repeat"),
 ])
@@ -415,12 +422,46 @@ def rethink_config():
     assert shown in result.stdout.str()
 
 
-def test_time_budget_stops_every_fit(pytester: pytest.Pytester) -> None:
+def test_time_budget_is_shared_by_the_fits_of_a_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=module(dict(FAST, max_epochs=50, fit_threshold=1.0)))
-    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels",
+    result = pytester.runpytest("--rethink", "--rethink-checks=slowdown", "--rethink-json=o.json",
                                 "--rethink-time-budget=0.001")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*true labels not fitted*(stopped: time_budget)*"])
+    result.stdout.fnmatch_lines(["rethink: time budget 0.001 s per check",
+                                 "*true labels not fitted*(stopped: time_budget)*"
+                                 "(the check's time budget of 0.001 s ran out; stopped for time: "
+                                 "gaussian, random_labels, random_pixels, shuffled_pixels, "
+                                 "true_labels)"])
+    entry = entries(pytester.path / "o.json")["rethink[slowdown]"]
+    assert entry["metrics"]["time_budget_exhausted"] is True
+    assert entry["settings"]["time_budget"] == 0.001 and entry["settings"]["fit"]["max_seconds"] is None
+    assert [len(c["epoch"]) for c in entry["curves"].values()] == [1] * 5  # one epoch each
+
+
+def test_a_plain_mlp_with_no_config_passes_on_the_default_data(pytester: pytest.Pytester) -> None:
+    """The digits' fit_defaults (batch 32, constant lr, 300 epochs) are what make it pass."""
+    plain = ("import pytest\nfrom rethink_checks.models import mlp\n\n"
+             "@pytest.fixture\ndef rethink_model():\n"
+             "    return lambda input_shape, num_classes: mlp(input_shape, num_classes)\n")
+    paper_schedule = plain + ('\n@pytest.fixture\ndef rethink_config():\n'
+                              '    return {"batch_size": 128, "lr_decay": 0.95, "max_epochs": 100}\n')
+    pytester.makepyfile(test_plain=plain, test_paper_schedule=paper_schedule)
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels,random_labels",
+                                "--rethink-device=cpu", "--rethink-json=o.json")
+    result.assert_outcomes(passed=2, failed=2)
+    items = entries(pytester.path / "o.json")
+    doc = json.loads((pytester.path / "o.json").read_text())
+    plain_items = [i for i in doc["items"] if i["model"] == "test_plain"]
+    assert [i["outcome"] for i in plain_items] == ["passed", "passed"]
+    fit = plain_items[1]["settings"]["fit"]
+    assert (fit["batch_size"], fit["lr_decay"], fit["max_epochs"]) == (32, 1.0, 300)
+    assert plain_items[1]["metrics"]["train_accuracy"] >= 0.99
+    assert plain_items[1]["metrics"]["test_accuracy"] < 0.2  # random labels: about chance
+    # the paper's CIFAR-10 schedule decays the learning rate away on digits' 12 steps an epoch
+    schedule = [i for i in doc["items"] if i["model"] == "test_paper_schedule"]
+    assert [i["outcome"] for i in schedule] == ["failed", "failed"]
+    assert schedule[1]["settings"]["fit"]["batch_size"] == 128  # the user's keys win
+    assert len(items) == 2  # (entries() keys by the part after '::': both modules share them)
 
 
 def test_ctrl_c_keeps_what_finished_in_the_json(pytester: pytest.Pytester) -> None:

@@ -39,7 +39,7 @@ def test_thresholds_accept_exactly_the_unit_interval_above_zero(value: float) ->
 
 
 @pytest.mark.parametrize("spec, ok", [
-    ("digits", True), ("cifar10:/data/c10", True), ("mnist:~/m", True), ("folder:x.tar.gz", True),
+    ("digits", True), ("digits,raw", True), ("digits,whiten", False), ("cifar10:/data/c10", True), ("mnist:~/m", True), ("folder:x.tar.gz", True),
     ("cifar10", False), ("imagenet:/x", False), ("", False), ("folder:", False),
 ])
 def test_data_specs(spec: str, ok: bool) -> None:
@@ -55,6 +55,6 @@ def test_settings_layers_keep_cli_over_ini_and_drop_plugin_only_options() -> Non
     opts = PluginOptions(cli={"max_epochs": 3, "json": "x.json"},
                          ini={"max_epochs": 9, "seed": 2, "time_budget": 5.0, "checks": ("gaussian",)})
     ini, cli = opts.settings_layers()
-    assert ini == {"max_epochs": 9, "seed": 2, "max_seconds": 5.0}
+    assert ini == {"max_epochs": 9, "seed": 2, "time_budget": 5.0}
     assert cli == {"max_epochs": 3}
     assert opts.get("max_epochs") == 3 and opts.get("seed") == 2 and opts.get("data", "digits") == "digits"
