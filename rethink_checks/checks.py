@@ -487,15 +487,21 @@ def _fit_message(what: str, run: FitResult, threshold: float) -> str:
 
 # ---------------------------------------------------------------- the checks
 
+def _single_fit(name: str, p: float, threshold: float, model_factory: Callable, data: "Dataset",
+                settings: CheckSettings, cache: RunCache | None) -> tuple[FitResult, tuple, dict]:
+    """The one fit of a single-fit check (true labels or a memorization) and its metrics."""
+    data = _prepared(data, settings)
+    run, key = _get_run(name, p, model_factory, data, settings, cache)
+    metrics = {**_run_metrics(run, threshold), "chance": 1.0 / _num_classes(data),
+               "regularizers_in_model": _regularizers_in(run, model_factory, settings.fit)}
+    return run, key, metrics
+
+
 def check_true_labels(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                       cache: RunCache | None = None) -> CheckResult:
     """The model fits the real training data within the budget."""
-    data = _prepared(data, settings)
     t = settings.fit_threshold
-    run, key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
-    metrics = _run_metrics(run, t)
-    metrics["chance"] = 1.0 / _num_classes(data)
-    metrics["regularizers_in_model"] = _regularizers_in(run, model_factory, settings.fit)
+    run, key, metrics = _single_fit("true_labels", 0.0, t, model_factory, data, settings, cache)
     passed = metrics["fitted"]
     msg = (f"fitted true labels in {run.epochs_to_fit} epochs" if passed
            else _fit_message("true labels not fitted", run, t))
@@ -507,12 +513,8 @@ def check_true_labels(model_factory: Callable, data: "Dataset", settings: CheckS
 def _memorization(name: str) -> Callable[..., CheckResult]:
     def check(model_factory: Callable, data: "Dataset", settings: CheckSettings,
               cache: RunCache | None = None) -> CheckResult:
-        data = _prepared(data, settings)
         t = settings.memorize_threshold
-        run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
-        metrics = _run_metrics(run, t)
-        metrics["chance"] = 1.0 / _num_classes(data)
-        metrics["regularizers_in_model"] = _regularizers_in(run, model_factory, settings.fit)
+        run, key, metrics = _single_fit(name, 1.0, t, model_factory, data, settings, cache)
         passed = metrics["fitted"]
         msg = (f"memorized {name} in {run.epochs_to_fit} epochs "
                f"(test accuracy {_fmt(run.test_accuracy)}, chance {metrics['chance']:.3f})"
