@@ -1,40 +1,48 @@
-"""The paper's models (appendix A of Zhang et al. 2017), built for the data at hand.
+"""The paper's models (appendix A of Zhang et al. 2017) on the default data.
 
-``rethink_checks.models.build(name, input_shape, num_classes)`` makes the same
-architectures as on CIFAR-10 for any input; here the built-in 8x8 digits. The small
-Inception is left out of this CPU example (about a second per epoch on a laptop CPU):
-add ``"inception"`` to the list when you have a GPU.
+``rethink_checks.models.build(name, input_shape, num_classes)`` builds the paper's
+architectures for any input: here the plugin's default data, the 1,437 whitened 8x8 training
+digits, trained with the digits' defaults (batch 32, constant learning rate, up to 300
+epochs; see docs/plugin.md) and each model's paper learning rate (0.01 for the MLPs and
+AlexNet, 0.1 for Inception, set by ``build`` as ``model.rethink_lr``).
 
-Run: ``pytest --rethink examples/test_paper_models.py``
+The checks are the memorization side of the paper (Table 1 and Figure 1a): fit the true
+labels, memorize random labels, shuffled pixels, random pixels and Gaussian noise, and
+compare the epochs each took (slowdown). Run: ``pytest --rethink examples/test_paper_models.py -v``
 """
 import pytest
 
 from rethink_checks.models import build
 
-# Learning rates for 10-image batches on digits (the paper's 0.1 / 0.01 are for CIFAR-10).
-LEARNING_RATES = {"mlp1x512": 0.1, "mlp3x512": 0.05, "alexnet": 0.03}
+# The small Inception works the same way ("inception") but costs minutes on a CPU: add it
+# when the checks run on a GPU.
+MODELS = ["mlp1x512", "mlp3x512", "alexnet"]
 
-# The memorization side of the paper for every model: fit the real labels, fit random
-# labels, and compare the epochs each took (Figure 1b's slowdown). Settings shared by
-# all models go in the marker; the marker's `checks` decides which items exist.
 pytestmark = pytest.mark.rethink(
-    checks=["true_labels", "random_labels", "slowdown"],
-    train_size=100, batch_size=10, lr_decay=1.0, max_epochs=150,
+    checks=["true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
+            "slowdown"],
+    # Digits are easy: true labels reach 99% train accuracy in about 10 epochs, so random
+    # labels (about 100 epochs for MLP 1x512, a 10.5x slowdown) take relatively longer than
+    # on CIFAR-10, where the paper's default limit of 10 comes from. 15 still fails a model
+    # that fits noise only by brute force.
+    max_slowdown=15,
 )
 
 
-@pytest.fixture(params=sorted(LEARNING_RATES))
+@pytest.fixture(params=MODELS)
 def model_name(request):
     return request.param
 
 
 @pytest.fixture
 def rethink_model(model_name):
-    # Items are named rethink[<check>-<model>], e.g. rethink[random_labels-alexnet].
+    # Items are named rethink[<check>-<model>], e.g. rethink[random_labels-mlp1x512].
     return lambda input_shape, num_classes: build(model_name, input_shape, num_classes)
 
 
 @pytest.fixture
 def rethink_config(model_name):
-    # Per-model settings: here only the learning rate differs.
-    return {"lr": LEARNING_RATES[model_name]}
+    # Per-model settings. The MLPs train on every training digit with the defaults; the
+    # convolutional AlexNet is about 10x slower per epoch on a CPU, so it gets a seeded
+    # subset of 400 digits here. Return {} for it on a GPU.
+    return {"train_size": 400} if model_name == "alexnet" else {}
