@@ -159,6 +159,48 @@ def test_every_check_fails_on_strict_thresholds(pytester: pytest.Pytester) -> No
     assert "criterion: train accuracy >= 1.0 on true labels" in result.stdout.str()
 
 
+def test_ini_options_train_size_and_the_option_group(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_model=module(body=MODEL))
+    pytester.makeini("[pytest]\nrethink_train_size = 25\nrethink_device = cpu\n"
+                     "rethink_max_epochs = 2\nrethink_fit_threshold = 0.04\n"
+                     "rethink_time_budget = 600\nrethink_seed = 3\nrethink_json = ini.json\n")
+    pytester.runpytest("--rethink", "--rethink-checks=true_labels").assert_outcomes(passed=1)
+    entry = entries(pytester.path / "ini.json")["rethink[true_labels]"]
+    s = entry["settings"]
+    assert (s["train_size"], s["fit"]["device"], s["fit"]["max_epochs"], s["fit_threshold"],
+            s["time_budget"], s["seed"]) == (25, "cpu", 2, 0.04, 600.0, 3)
+    assert entry["curves"]["true_labels"]["step"][0] == 1  # 25 examples: one batch of 32
+    help_text = pytester.runpytest("--help").stdout.str()
+    group = help_text[help_text.index("rethink_checks: randomization tests"):]
+    for flag in ("--rethink-device", "--rethink-seed", "--rethink-max-epochs",
+                 "--rethink-time-budget", "--rethink-fit-threshold", "--rethink-json",
+                 "--rethink-plots", "--rethink-train-size", "--rethink-data"):
+        assert flag in group, flag
+    assert "rethink_time_budget" in help_text and "rethink_plots" in help_text  # ini keys
+
+
+def test_markers_select_rethink_items(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_slow=module(body="pytestmark = [pytest.mark.slow, "
+                                         "pytest.mark.rethink(checks=['gaussian'])]\n" + MODEL),
+                        test_fast=module(dict(checks=["true_labels"])))
+    pytester.makeini("[pytest]\nmarkers =\n    slow: long\n")
+    out = pytester.runpytest("--rethink", "--collect-only", "-q", "-m", "not slow").stdout.lines
+    assert [line for line in out if "::rethink[" in line] == ["test_fast.py::rethink[true_labels]"]
+
+
+def test_plots_without_matplotlib_say_how_to_install(pytester: pytest.Pytester,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    pytester.makepyfile(test_model=module(FAST))
+    result = pytester.runpytest("--rethink", "--rethink-plots=figs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "pip install 'rethink-checks[plots]'" in result.stderr.str()
+
+
 def test_settings_precedence_cli_over_config_over_ini(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=module(body=MODEL + '''
 @pytest.fixture
@@ -318,6 +360,22 @@ def test_xdist_two_workers_report_to_the_controller(pytester: pytest.Pytester) -
     assert {i["worker"] for i in items} <= {"gw0", "gw1"} and None not in {i["worker"] for i in items}
     props = [p.get("name") for p in ET.parse(pytester.path / "j.xml").getroot().iter("property")]
     assert "rethink.gaussian.train_accuracy" in props
+
+
+def test_xdist_loadscope_keeps_each_models_items_on_one_worker(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    lenient = dict(FAST, fit_threshold=0.1, memorize_threshold=0.1, max_slowdown=100.0)
+    pytester.makepyfile(test_a=module(lenient), test_b=module(lenient))
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "loadscope", "--rethink", "--rethink-json=x.json",
+        "--rethink-checks=true_labels,random_labels,gaussian,slowdown")
+    result.assert_outcomes(passed=8)
+    items = json.loads((pytester.path / "x.json").read_text())["items"]
+    assert sorted(i["nodeid"] for i in items) == sorted(
+        f"test_{m}.py::rethink[{c}]" for m in "ab"
+        for c in ("true_labels", "random_labels", "gaussian", "slowdown"))
+    for model in ("test_a", "test_b"):  # slowdown ran where its model's fits are cached
+        assert len({i["worker"] for i in items if i["model"] == model}) == 1
 
 
 # ---------------------------------------------------------------- bad input and faults
