@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import RethinkError
+from .errors import RethinkError, SettingsError
 from .results import CheckResult, FitResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,10 +38,6 @@ _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_reg
                    "min_capacity", "capacity_precision", "capacity_budget")
 # FitConfig fields a user mapping may not set: the checks own them
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
-
-
-class SettingsError(RethinkError, ValueError):
-    """A check name, a settings key or a settings value is not allowed."""
 
 
 def _default_fit_config() -> "FitConfig":
