@@ -116,10 +116,8 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
 
 def _validate(config: FitConfig) -> None:
     """Reject settings that cannot work, naming the field, the value and what is allowed."""
-    # Plain ValueError until checks.SettingsError is errors.SettingsError: checks re-raises any
-    # RethinkError unchanged, so raising errors.SettingsError here would bypass its wrapping.
-    def bad(name: str, allowed: str) -> ValueError:
-        return ValueError(f"FitConfig.{name}={getattr(config, name)!r} is invalid; expected {allowed}")
+    def bad(name: str, allowed: str) -> SettingsError:
+        return SettingsError(f"FitConfig.{name}={getattr(config, name)!r} is invalid; expected {allowed}")
 
     def positive_int(name: str) -> None:
         value = getattr(config, name)
