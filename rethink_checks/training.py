@@ -9,6 +9,9 @@ only in numerics and in who launches the kernels.
 
 Batches: the step count per epoch is ceil(N / batch_size) as in the paper's reproductions; the
 final partial batch gets its own (second) CUDA graph, so no example is dropped or padded.
+
+The capture itself lives in :mod:`rethink_checks.cuda_graphs`, the on-device crop and flip in
+:mod:`rethink_checks.augment`; both are re-exported here.
 """
 from __future__ import annotations
 
@@ -25,12 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import augment_images
+from .cuda_graphs import (WARMUP_STEPS, _CaptureFailed, _fast_path, _Graphs,  # noqa: F401
+                          _restore, _root_cause)
 from .errors import DataError, DeviceError, InputTypeError, ModelError, SettingsError
 from .results import FitResult
 
 __all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "WARMUP_STEPS"]
-
-WARMUP_STEPS = 3  # eager steps on a side stream before capture, as the CUDA-graph docs require
 
 
 @dataclass
@@ -399,153 +403,11 @@ class _Loop:
         self.loss_sum.zero_()
 
 
-class _CaptureFailed(Exception):
-    """Capturing the (already warmed-up, working) step in a CUDA graph was impossible."""
-
-
-class _Graphs:
-    """The training step captured as CUDA graphs: one for full batches, one for the final partial batch."""
-
-    def __init__(self, loop: _Loop):
-        self.loop = loop
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # warm-up: real updates, undone by the caller
-            for _ in range(WARMUP_STEPS):
-                loop.base.zero_()
-                if loop.full_steps:
-                    loop.step(True)
-                if loop.tail:
-                    loop.step(False)
-        torch.cuda.current_stream().wait_stream(stream)
-        try:
-            self.full = self._capture(True) if loop.full_steps else None
-            self.tail = self._capture(False) if loop.tail else None
-        except torch.cuda.OutOfMemoryError:
-            raise
-        except Exception as err:
-            raise _CaptureFailed(_root_cause(err)) from err
-
-    def _capture(self, full: bool) -> torch.cuda.CUDAGraph:
-        graph = torch.cuda.CUDAGraph()
-        stream = torch.cuda.current_stream()
-        try:
-            with torch.cuda.graph(graph):
-                self.loop.step(full)
-        finally:  # a failed capture_end skips torch.cuda.graph's own stream restore
-            torch.cuda.set_stream(stream)
-        return graph
-
-    def run_epoch(self) -> None:
-        for _ in range(self.loop.full_steps):
-            self.full.replay()
-        if self.tail is not None:
-            self.tail.replay()
-
-
-def _root_cause(err: BaseException) -> BaseException:
-    """The first exception of a chain (capture_end's error hides the one that broke the capture)."""
-    seen = {id(err)}
-    while (inner := err.__cause__ or err.__context__) is not None and id(inner) not in seen:
-        seen.add(id(inner))
-        err = inner
-    return err
-
-
 def _eager_epoch(loop: _Loop) -> None:
     for _ in range(loop.full_steps):
         loop.step(True)
     if loop.tail:
         loop.step(False)
-
-
-def _fast_path(loop: _Loop, device: torch.device, config: FitConfig) -> tuple[_Graphs | None, str]:
-    """Capture the step in CUDA graphs where allowed; otherwise say why the loop stays eager."""
-    note = _compile_forward(loop, device, config)
-    if device.type != "cuda":
-        return None, "eager loop: CUDA graphs need a GPU (device is cpu)" + note
-    if not config.fast:
-        return None, "eager loop: FitConfig.fast=False" + note
-    state = {k: v.clone() for k, v in loop.model.state_dict().items()}
-    try:
-        graphs = _Graphs(loop)
-    except _CaptureFailed as err:  # this model cannot be captured: train it eagerly instead
-        _restore(loop, state, drop_grads=True)
-        return None, f"eager fallback: CUDA graph capture failed ({_describe(err.args[0])})" + note
-    _restore(loop, state, drop_grads=False)
-    return graphs, "CUDA graph of the whole training step" + note
-
-
-def _describe(err: BaseException) -> str:
-    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
-
-
-def _compile_forward(loop: _Loop, device: torch.device, config: FitConfig) -> str:
-    """With compile=True on a GPU, compile the full-batch forward and run one step to build it."""
-    if not config.compile:
-        return ""
-    if device.type != "cuda":
-        return "; compile=True ignored on cpu"
-    state = {k: v.clone() for k, v in loop.model.state_dict().items()}
-    loop.compiled = torch.compile(loop.model, dynamic=False)
-    try:
-        loop.base.zero_()
-        loop.step(True)  # compiles forward and backward (the slow part, once per process and shape)
-    except torch.cuda.OutOfMemoryError:
-        raise
-    except Exception as err:  # compilation failed: train the plain model
-        loop.compiled = None
-        return f"; torch.compile failed ({_describe(_root_cause(err))}), trained uncompiled"
-    finally:
-        _restore(loop, state, drop_grads=True)
-    return "; forward compiled with torch.compile"
-
-
-def _restore(loop: _Loop, state: dict[str, torch.Tensor], drop_grads: bool) -> None:
-    """Undo the warm-up steps: weights, buffers and momentum back to their initial values, in place."""
-    try:
-        torch.cuda.synchronize()
-    except RuntimeError:
-        pass
-    with torch.no_grad():
-        if drop_grads:
-            for p in loop.params:
-                p.grad = None
-        for key, value in loop.model.state_dict().items():
-            value.copy_(state[key])
-        for buf in loop.bufs:
-            buf.zero_()
-        loop.base.zero_()
-        loop.loss_sum.zero_()
-
-
-# ----------------------------------------------------------------------------- augmentation
-
-def augment_images(x: torch.Tensor, generator: torch.Generator, chunk: int = 8192) -> torch.Tensor:
-    """Random crop with zero padding (4 px per 32 px of height) and a random horizontal flip, per image.
-
-    ``x`` is N x C x H x W on any device; the random draws come from ``generator`` (on the CPU) so
-    the same seed gives the same crops on every device.
-    """
-    if x.dim() != 4:
-        raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape {tuple(x.shape)}")
-    n, _, h, w = x.shape
-    pad = max(1, round(4 * h / 32))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
-    out = torch.empty_like(x)
-    rows_base, cols_base = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
-    for lo in range(0, n, chunk):
-        hi = min(lo + chunk, n)
-        padded = F.pad(x[lo:hi], (pad, pad, pad, pad))
-        rows = dy[lo:hi, None] + rows_base                      # (b, h)
-        cols = dx[lo:hi, None] + cols_base                      # (b, w)
-        cols = torch.where(flip[lo:hi, None], cols.flip(1), cols)
-        batch = torch.arange(hi - lo, device=x.device)[:, None, None]
-        crops = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # (b, h, w, c)
-        out[lo:hi] = crops.permute(0, 3, 1, 2)
-    return out
 
 
 # ----------------------------------------------------------------------------- evaluation
