@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import rethink_checks.data as data_mod
+import rethink_checks.imagefolder as imagefolder_mod
 from rethink_checks.errors import InputTypeError
 from rethink_checks.data import (Dataset, DataError, default_cache_dir, from_arrays, from_tensors, load,
                                  load_cifar10, load_digits, load_image_folder, load_mnist, paper_preprocess)
@@ -259,7 +260,7 @@ def test_image_folder_second_load_reads_the_cache(folder, tmp_path, monkeypatch)
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded although the cache should have been used")
 
-    monkeypatch.setattr(data_mod, "_decode", no_decoding)
+    monkeypatch.setattr(imagefolder_mod, "_decode", no_decoding)
     second = load_image_folder(root, cache_dir=cache)
     assert torch.equal(first.train_x, second.train_x) and torch.equal(first.test_y, second.test_y)
     assert list((cache / "image_folder").iterdir())[0].joinpath("train_x.npy").is_file()
@@ -311,7 +312,7 @@ def test_image_folder_from_tar_gz(folder, tmp_path, monkeypatch, prefix):
     got = load_image_folder(archive, cache_dir=tmp_path / "c2")
     assert got.name == "imgs" and got.num_classes == 3
     assert torch.equal(got.train_x, expected.train_x) and torch.equal(got.test_y, expected.test_y)
-    monkeypatch.setattr(data_mod, "_decode", lambda *a: (_ for _ in ()).throw(AssertionError("decoded")))
+    monkeypatch.setattr(imagefolder_mod, "_decode", lambda *a: (_ for _ in ()).throw(AssertionError("decoded")))
     assert torch.equal(load_image_folder(archive, cache_dir=tmp_path / "c2").train_x, expected.train_x)
 
 
