@@ -459,3 +459,56 @@ def test_gpu_script_real_data_path_dry_run_on_cpu(tmp_path):
     assert "CIFAR-10 (JPEG re-encoded): 100 training / 50 test images, input (3, 28, 28)" in report
     assert "preprocessing: paper" in report and "## Figure 1 (Inception)" in report
     assert "not started (time budget spent)" in report  # 26 runs cannot fit in 30 s
+
+
+# ------------------------------------------------------------------------------ CIFAR-10 subset
+
+#: The CPU-scaled reproduction on real CIFAR-10 (the JPEG copy, paper preprocessing). MLP 1x512:
+#: 2,000 training / 1,000 test images, the five randomizations and p = 0, 0.5, 1, batch 32 with
+#: the paper's lr 0.01 x0.95 (batch 128 gives too few steps per epoch at this size). Small
+#: AlexNet: 128 / 200 images, batch 8, the label runs only (p = 0, 0.5, 1): on one core an
+#: AlexNet epoch of 2,000 images takes ~16 s and shuffled or random pixels need > 40 epochs
+#: even on 100-200 images, so its full suite does not fit in CI time, and on 128 images its
+#: random and true labels fit within an epoch or two of each other (docs/reproduction.md).
+CIFAR_MLP = ["--models", "mlp1x512", "--figure-model", "mlp1x512", "--rows", "figure1a,figure1bc",
+             "--p", "0,0.5,1", "--train-size", "2000", "--test-size", "1000", "--batch-size", "32",
+             "--max-epochs", "60", "--quiet"]
+CIFAR_ALEXNET = ["--models", "alexnet", "--figure-model", "alexnet", "--rows", "figure1bc",
+                 "--p", "0,0.5,1", "--train-size", "128", "--test-size", "200", "--batch-size",
+                 "8", "--max-epochs", "60", "--quiet"]
+
+
+def _cifar_run(tmp_path: Path, name: str, argv: list[str]) -> dict:
+    """report.json of one CIFAR-10 run (the decoded archive comes from the default cache)."""
+    out = tmp_path / name
+    assert main(["--data", str(CIFAR), "--out", str(out), *argv]) == 0
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.mark.cifar
+@pytest.mark.skipif(not CIFAR.exists(), reason="needs ../shared/data/cifar10-jpg.tar.gz")
+def test_cifar10_subset_has_the_papers_shape(tmp_path):
+    """On real CIFAR-10: every randomization and corruption level fits, random labels test at
+    chance, test error rises with p (both models); random labels take longer (MLP only).
+    One test, not parametrized, so that xdist cannot split the pair over two workers."""
+    for name, argv in (("mlp1x512", CIFAR_MLP), ("alexnet", CIFAR_ALEXNET)):
+        doc = _cifar_run(tmp_path, name, argv)
+        sweep, f1a = doc["sweep"], doc["figure1a"]
+        assert [r["p"] for r in sweep] == [0.0, 0.5, 1.0], name
+        assert {r["randomization"] for r in f1a} == (set(FIGURE1A) if name == "mlp1x512"
+                                                     else set())
+        # every randomization (and every corruption level) fits the training set
+        assert all(r["fitted"] for r in [*f1a, *sweep]), (name, f1a, sweep)
+        assert all(r["train_error"] == 0 for r in sweep), (name, sweep)
+        # random labels: test accuracy near chance (10 classes), true labels well above it
+        errors = [r["test_error"] for r in sweep]
+        assert 1 - errors[-1] < 0.2 and errors[-1] - errors[0] > 0.05, (name, errors)
+        # test error rises with p (0.05 tolerance per step for the small test sets)
+        assert all(b >= a - 0.05 for a, b in zip(errors, errors[1:])), (name, errors)
+        if name == "alexnet":
+            continue  # on 128 images its epochs to fit differ by +-1-2 either way (docs)
+        # random labels take more epochs to fit than true labels
+        epochs = [r["epochs_to_fit"] for r in sweep]
+        assert epochs[-1] > epochs[0], (name, epochs)
+        rel = {r["randomization"]: r["relative"] for r in f1a}
+        assert rel["true_labels"] == 1.0 and rel["random_labels"] > 1.0, (name, rel)
