@@ -9,7 +9,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import shlex
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,23 +21,13 @@ DIFF_POINTS = 3.0          # flag Table 1 rows whose test accuracy differs by mo
 
 
 def hardware() -> dict[str, str]:
-    """CPU model, core count, GPU name, torch and Python versions."""
-    import torch
+    """CPU model, core count, GPU name, torch and Python versions (from report.machine_info)."""
+    from .report import machine_info
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = "none"
-    if torch.cuda.is_available():
-        gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-    return {"cpu": f"{cpu} ({os.cpu_count()} logical cores)", "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform()}
+    info = machine_info()
+    return {"cpu": f"{info['cpu']} ({info['cpu_count']} logical cores)",
+            "gpu": ", ".join(info["gpus"]) or "none", "torch": info["torch"],
+            "python": info["python"], "platform": info["platform"]}
 
 
 def _pct(x: float | None) -> str:
