@@ -90,7 +90,7 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
     return result
 
 
-# ----------------------------------------------------------------------------- settings
+# ----------------------------------------------------------------------------- overrides and device
 
 def _with_overrides(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
     """``config`` with keyword overrides applied; an unknown keyword names the allowed ones."""
