@@ -33,7 +33,7 @@ ARCHITECTURES = {
 #   regularizers                weight decay on vs off (a plain MLP's only regularizer).
 pytestmark = pytest.mark.rethink(
     checks=["true_labels", "random_labels", "partial_labels", "regularizers"],
-    regularizers=["weight_decay"],
+    ablated_regularizers=["weight_decay"],
     # The paper's MLP learning rate; a plain nn.Sequential has no `rethink_lr` of its own.
     lr=0.01,
 )

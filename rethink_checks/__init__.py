@@ -5,9 +5,13 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """Lazy exports so importing the package stays cheap: ``fit`` and ``FitConfig`` load torch."""
-    if name in ("fit", "FitConfig"):
-        from . import training
+    """Lazy exports so importing the package stays cheap: ``fit`` loads torch, ``FitConfig`` does not."""
+    if name == "FitConfig":
+        from .settings import FitConfig
 
-        return getattr(training, name)
+        return FitConfig
+    if name == "fit":
+        from .training import fit
+
+        return fit
     raise AttributeError(f"module 'rethink_checks' has no attribute {name!r}")

@@ -141,7 +141,7 @@ def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, t
     the search adds its new fits to it.
     """
     from .corruptions import CorruptionSpec
-    from .training import FitConfig
+    from .settings import FitConfig
 
     started = time.perf_counter()
     n_min, n_max = _validated_bounds(data, n_min, n_max, precision, threshold, max_fits)

@@ -181,9 +181,8 @@ def _regularizers_in(run: FitResult, model_factory: Callable, config: Any) -> st
     gone = {r.split(":", 1)[0] for r in run.removed}
     found = [kind for kind, types in (("dropout", DROPOUT_TYPES), ("batchnorm", BATCHNORM_TYPES))
              if kind not in gone and any(isinstance(m, types) for m in modules)]
-    if config.regularizers != "none":
-        found += ["weight_decay"] if config.weight_decay else []
-        found += ["augment"] if config.augment else []
+    found += ["weight_decay"] if config.weight_decay and "weight_decay" not in config.remove else []
+    found += ["augment"] if config.augment and "augment" not in config.remove else []
     return ",".join(found) or "none"
 
 
@@ -191,7 +190,7 @@ def _as_trained(regularizers: str) -> str:
     """Criterion wording for the regularizers a memorization fit kept."""
     if regularizers == "none":
         return "no regularizers"
-    hint = ("; remove_dropout: true trains without it, as the paper's randomization runs did"
+    hint = ("; remove: dropout trains without it, as the paper's randomization runs did"
             if "dropout" in regularizers.split(",") else "")
     return f"the model's regularizers as built ({regularizers}{hint})"
 
@@ -350,12 +349,11 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
 
 
 def _regularized_config(settings: CheckSettings) -> Any:
-    regs = settings.regularizers
+    regs = settings.ablated_regularizers
     return dataclasses.replace(
-        settings.fit, regularizers="model",
-        weight_decay=settings.weight_decay if "weight_decay" in regs else 0.0,
-        augment="augment" in regs, remove_dropout="dropout" not in regs,
-        remove_batchnorm="batchnorm" not in regs)
+        settings.fit, remove=tuple(r for r in ("dropout", "batchnorm") if r not in regs),
+        weight_decay=settings.ablation_weight_decay if "weight_decay" in regs else 0.0,
+        augment="augment" in regs)
 
 
 def check_regularizers(model_factory: Callable, data: "Dataset", settings: CheckSettings,
@@ -363,7 +361,7 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
     """Removing every regularizer costs at most ``max_regularizer_gain`` test accuracy."""
     data = _prepared(data, settings)
     with_cfg = _regularized_config(settings)
-    without_cfg = dataclasses.replace(settings.fit, regularizers="none")
+    without_cfg = dataclasses.replace(settings.fit, remove="all")
     on, on_key = _get_run("regularized:true_labels", 0.0, model_factory, data, settings,
                           cache, with_cfg)
     off, off_key = _get_run("unregularized:true_labels", 0.0, model_factory, data, settings,
@@ -381,7 +379,7 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         "gain": gain, "fitted_with": fitted_with, "fitted_without": fitted_without,
         "train_accuracy_with": on.train_accuracy, "train_accuracy_without": off.train_accuracy,
         "epochs_to_fit_with": on.epochs_to_fit, "epochs_to_fit_without": off.epochs_to_fit,
-        "regularizers": ",".join(settings.regularizers),
+        "regularizers": ",".join(settings.ablated_regularizers),
         "removed": ",".join(off.removed),
         "memorized_with_regularizers": memorized,
         "random_train_accuracy_with_regularizers": rnd.train_accuracy,
@@ -398,7 +396,7 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         "with the regularizers on")
     criterion = (f"without any regularizer the model still fits (train accuracy >= {t}) and "
                  f"test accuracy with minus without <= {settings.max_regularizer_gain}; "
-                 f"regularizers on: {', '.join(settings.regularizers) or 'none'}")
+                 f"regularizers on: {', '.join(settings.ablated_regularizers) or 'none'}")
     runs = {"with": _run_dict(on, on_key), "without": _run_dict(off, off_key),
             "random_labels_with": _run_dict(rnd, rnd_key)}
     return CheckResult("regularizers", not problems, criterion, msg, metrics, runs=runs)

@@ -1,17 +1,15 @@
 """The CUDA-graph fast path of ``fit``: warm up, capture the training step, undo the warm-up.
 
-Kept apart from the loop itself (``rethink_checks.training``): the step (``_Loop.step``) is the
-same on both paths, and this module only decides whether it runs as replays of captured CUDA
-graphs (one for full batches, one for the final partial batch) or stays eager, and says why.
+Imports run one way: this module uses the step (:mod:`rethink_checks.step`, whose
+``_Loop.step`` is the same on both paths) and is used by :mod:`rethink_checks.training`. It only
+decides whether the step runs as replays of captured CUDA graphs (one for full batches, one for
+the final partial batch) or stays eager, and says why.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .training import FitConfig, _Loop
+from .step import _Loop
 
 __all__ = ["WARMUP_STEPS"]
 
@@ -71,14 +69,17 @@ def _root_cause(err: BaseException) -> BaseException:
     return err
 
 
-def _fast_path(loop: _Loop, device: torch.device, config: FitConfig) -> tuple[_Graphs | None, str]:
-    """Capture the step in CUDA graphs where allowed; otherwise say why the loop stays eager."""
-    note = _compile_forward(loop, device, config)
+def _fast_path(loop: _Loop, device: torch.device, fast: bool, use_compile: bool) -> tuple[_Graphs | None, str]:
+    """Capture the step in CUDA graphs where allowed; otherwise say why the loop stays eager.
+
+    ``fast`` and ``use_compile`` are ``FitConfig.fast`` and ``FitConfig.compile``.
+    """
+    note = _compile_forward(loop, device, use_compile)
     if device.type != "cuda":
         return None, "eager loop: CUDA graphs need a GPU (device is cpu)" + note
-    if not config.fast:
+    if not fast:
         return None, "eager loop: FitConfig.fast=False" + note
-    state = {k: v.clone() for k, v in loop.model.state_dict().items()}
+    state = loop.snapshot()
     try:
         graphs = _Graphs(loop)
     except _CaptureFailed as err:  # this model cannot be captured: train it eagerly instead
@@ -92,13 +93,13 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
 
 
-def _compile_forward(loop: _Loop, device: torch.device, config: FitConfig) -> str:
+def _compile_forward(loop: _Loop, device: torch.device, use_compile: bool) -> str:
     """With compile=True on a GPU, compile the full-batch forward and run one step to build it."""
-    if not config.compile:
+    if not use_compile:
         return ""
     if device.type != "cuda":
         return "; compile=True ignored on cpu"
-    state = {k: v.clone() for k, v in loop.model.state_dict().items()}
+    state = loop.snapshot()
     loop.compiled = torch.compile(loop.model, dynamic=False)
     try:
         loop.base.zero_()
@@ -114,18 +115,9 @@ def _compile_forward(loop: _Loop, device: torch.device, config: FitConfig) -> st
 
 
 def _restore(loop: _Loop, state: dict[str, torch.Tensor], drop_grads: bool) -> None:
-    """Undo the warm-up steps: weights, buffers and momentum back to their initial values, in place."""
+    """Undo the warm-up steps once the GPU has finished them (:meth:`_Loop.restore`)."""
     try:
         torch.cuda.synchronize()
     except RuntimeError:
         pass
-    with torch.no_grad():
-        if drop_grads:
-            for p in loop.params:
-                p.grad = None
-        for key, value in loop.model.state_dict().items():
-            value.copy_(state[key])
-        for buf in loop.bufs:
-            buf.zero_()
-        loop.base.zero_()
-        loop.loss_sum.zero_()
+    loop.restore(state, drop_grads)

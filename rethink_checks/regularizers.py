@@ -3,6 +3,7 @@
 Only modules are removed (replaced by ``nn.Identity``); dropout called functionally inside a
 ``forward`` (``F.dropout``) cannot be seen from outside and stays. Local response
 normalization, layer/group/instance norm are not regularizers in the paper's sense and stay.
+``fit`` calls these for ``FitConfig.remove`` ("dropout", "batchnorm"; "all").
 """
 from __future__ import annotations
 

@@ -1,29 +1,42 @@
-"""CheckSettings: the thresholds and training settings every check shares, and their validation.
+"""All settings, torch-free: ``FitConfig`` (one fit) and ``CheckSettings`` (every check).
 
-Kept apart from the checks themselves (``rethink_checks.checks``) so the one place that
-parses user mappings (``rethink_config``, ini files, the command line) is small and
-self-contained. ``rethink_checks.checks`` re-exports every public name here.
+The one place that parses user mappings (``rethink_config``, ini files, marker keys and the
+command line all go through :meth:`CheckSettings.from_mapping`) and validates them; the
+validators and the shared message style ("FitConfig.batch_size=0 is invalid; allowed: an
+integer >= 1") live in :mod:`rethink_checks.validation`. Importing this module never imports
+torch, so the plugin can read settings before any model exists. ``rethink_checks.training``
+and ``rethink_checks.checks`` re-export the public names.
+
+Renamed fields (old names still accepted for one release, with a ``DeprecationWarning``):
+``FitConfig.regularizers`` / ``remove_dropout`` / ``remove_batchnorm`` -> ``FitConfig.remove``;
+``CheckSettings.regularizers`` -> ``ablated_regularizers``, ``CheckSettings.weight_decay`` ->
+``ablation_weight_decay`` (they are the regularizers check's, not the fit's).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+import re
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import validation as v
 from .errors import RethinkError, SettingsError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .training import FitConfig
+__all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOVABLE",
+           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS"]
 
-__all__ = ["CheckSettings", "SettingsError", "REGULARIZERS", "LABEL_MODES", "CAPACITY_BUDGETS"]
-
-REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")
+REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")  # CheckSettings.ablated_regularizers
+REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment")     # FitConfig.remove ("all": every one)
 LABEL_MODES = ("paper", "wrong_class")
 CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
+PRECISIONS = ("auto", "fp32", "bf16")
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 # fields of CheckSettings that only judge results; they never change a fit, so not in key()
 _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_regularizer_gain",
                    "min_capacity", "capacity_precision", "capacity_budget")
@@ -31,31 +44,128 @@ _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_reg
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
 
 
-def _default_fit_config() -> "FitConfig":
-    from .training import FitConfig
+@dataclass
+class FitConfig:
+    """Settings of one fit; the defaults are the paper's (SGD 0.9, x0.95 per epoch, batch 128).
 
-    return FitConfig()
+    lr: None uses ``model.rethink_lr`` (set by ``models.build``), else 0.01; multiplied by
+    ``lr_decay`` after every epoch. ``augment``: random crop (zero padding of 4 px per 32 px of
+    height) and horizontal flip, drawn per image per epoch. ``remove``: regularizers to strip
+    for this fit, drawn from ``REMOVABLE`` ("dropout" and "batchnorm" take the modules out,
+    "weight_decay" forces it to 0, "augment" turns it off; "all" is every one); empty keeps the
+    model as built (``FitResult.removed`` lists what went). ``target_accuracy`` is measured on
+    the full (randomized) training set in eval mode every ``eval_every`` epochs and after the
+    last. ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at
+    least one runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU,
+    float32 on CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve
+    row. ``compile`` (GPU only, opt-in): run the full-batch training forward through
+    ``torch.compile`` (Inductor, no CUDA graphs of its own) before capture, for fewer, fused
+    kernels per step at the price of compile time on first use; a failure to compile falls
+    back to the plain model, with the reason recorded.
+    """
+
+    lr: float | None = None
+    momentum: float = 0.9
+    lr_decay: float = 0.95
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    augment: bool = False
+    remove: tuple[str, ...] = ()
+    corruption: Any = None
+    target_accuracy: float = 1.0
+    eval_every: int = 1
+    max_epochs: int = 100
+    max_seconds: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    fast: bool = True
+    eval_batch_size: int = 1024
+    progress: Callable[[dict], None] | None = field(default=None, compare=False)
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        _validate_fit(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able settings: the corruption as its own dict, the progress callback left out."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "progress"}
+        out["remove"] = list(self.remove)
+        out["corruption"] = _corruption_dict(self.corruption)
+        return out
 
 
-def _fit_config_type() -> type:
-    from .training import FitConfig
+def _validate_fit(c: FitConfig) -> None:
+    """Reject settings that cannot work, naming the field, the value and what is allowed."""
+    own = "FitConfig"
+    for name in ("batch_size", "eval_every", "max_epochs", "eval_batch_size"):
+        setattr(c, name, v.integer(own, name, getattr(c, name), minimum=1))
+    if c.lr is not None:
+        v.number(own, "lr", c.lr, 0.0, low_open=True, finite=True)
+    v.number(own, "momentum", c.momentum, 0.0, 1.0)
+    v.number(own, "lr_decay", c.lr_decay, 0.0, low_open=True, finite=True)
+    v.number(own, "weight_decay", c.weight_decay, 0.0, finite=True)
+    v.number(own, "target_accuracy", c.target_accuracy, 0.0, 1.0, low_open=True)
+    if c.max_seconds is not None:
+        v.number(own, "max_seconds", c.max_seconds, 0.0, low_open=True, finite=True)
+    for name in ("augment", "fast", "compile"):
+        setattr(c, name, v.as_bool(own, name, getattr(c, name)))
+    c.remove = _removals(c.remove)
+    v.choice(own, "precision", c.precision, PRECISIONS)
+    if not isinstance(c.device, str) or not _DEVICE.match(c.device):
+        raise v.invalid(own, "device", c.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if not isinstance(c.seed, int) or isinstance(c.seed, bool):
+        raise v.invalid(own, "seed", c.seed, "an integer")
+    if c.progress is not None and not callable(c.progress):
+        raise v.invalid(own, "progress", c.progress, "None or a callable taking the epoch's curve row")
+    if c.corruption is not None and not callable(getattr(c.corruption, "apply", None)):
+        raise v.invalid(own, "corruption", c.corruption,
+                        "None or a CorruptionSpec (an object with .apply(dataset))")
 
-    return FitConfig
+
+def _removals(value: Any) -> tuple[str, ...]:
+    """``FitConfig.remove`` in its one canonical form: REMOVABLE order, no repeats ("all" expanded)."""
+    allowed = f"a list drawn from {', '.join(REMOVABLE)}, or 'all'"
+
+    def item(name: Any) -> str:
+        if name != "all" and name not in REMOVABLE:
+            raise ValueError(f"{name!r} is not one of them")
+        return name
+
+    names = set(v.as_tuple("FitConfig", "remove", value, item, allowed))
+    return REMOVABLE if "all" in names else tuple(r for r in REMOVABLE if r in names)
+
+
+def _corruption_dict(spec: Any) -> Any:
+    """A JSON-able description of a corruption spec (its to_dict, dataclass fields, or repr)."""
+    if spec is None:
+        return None
+    if callable(getattr(spec, "to_dict", None)):
+        return spec.to_dict()
+    if dataclasses.is_dataclass(spec):
+        return {k: x for k, x in dataclasses.asdict(spec).items()
+                if x is None or isinstance(x, (bool, int, float, str))}
+    return repr(spec)
 
 
 @dataclass
 class CheckSettings:
-    """Thresholds and training settings shared by every check (defaults are the paper's)."""
+    """Thresholds and training settings shared by every check (defaults are the paper's).
 
-    fit: "FitConfig" = field(default_factory=_default_fit_config)
+    ``ablated_regularizers`` (drawn from ``REGULARIZERS``) are what the regularizers check turns
+    on for its "with" fit and strips for "without"; ``ablation_weight_decay`` is the weight decay
+    of that "with" fit. The fits of every other check use ``fit`` as given.
+    """
+
+    fit: FitConfig = field(default_factory=FitConfig)
     fit_threshold: float = 1.0
     memorize_threshold: float = 0.99
     partial_levels: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     error_tolerance: float = 0.02
     max_slowdown: float = 10.0
     max_regularizer_gain: float = 0.10
-    regularizers: tuple[str, ...] = REGULARIZERS
-    weight_decay: float = 5e-4
+    ablated_regularizers: tuple[str, ...] = REGULARIZERS
+    ablation_weight_decay: float = 5e-4
     label_mode: str = "paper"
     corrupt_test_labels: bool = False
     train_size: int | None = None
@@ -66,73 +176,70 @@ class CheckSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        own = "CheckSettings"
         if isinstance(self.fit, Mapping):
-            self.fit = _fit_from_mapping(self.fit, _default_fit_config())
-        if not isinstance(self.fit, _fit_config_type()):
-            raise SettingsError(f"fit: expected a FitConfig, got {type(self.fit).__name__}")
+            self.fit = _fit_from_mapping(self.fit, FitConfig())
+        if not isinstance(self.fit, FitConfig):
+            raise v.invalid(own, "fit", self.fit, "a FitConfig or a mapping of its fields")
         for name in ("fit_threshold", "memorize_threshold"):
-            _check_fraction(name, getattr(self, name), low_open=True)
-        self.partial_levels = _as_tuple("partial_levels", self.partial_levels, float)
-        if not self.partial_levels:
-            raise SettingsError("partial_levels: need at least one corruption level, got ()")
-        for p in self.partial_levels:
-            _check_fraction("partial_levels", p)
-        if len(set(self.partial_levels)) != len(self.partial_levels):
-            raise SettingsError(f"partial_levels: levels repeat in {self.partial_levels}")
-        self.partial_levels = tuple(sorted(float(p) for p in self.partial_levels))
-        _check_number("error_tolerance", self.error_tolerance, minimum=0.0)
-        _check_number("max_slowdown", self.max_slowdown, minimum=0.0, open_min=True)
-        _check_number("max_regularizer_gain", self.max_regularizer_gain)
-        self.regularizers = _as_tuple("regularizers", self.regularizers, str)
-        bad = [r for r in self.regularizers if r not in REGULARIZERS]
-        if bad:
-            raise SettingsError(f"regularizers: unknown {bad}; allowed: {', '.join(REGULARIZERS)}")
-        _check_number("weight_decay", self.weight_decay, minimum=0.0)
-        if self.label_mode not in LABEL_MODES:
-            raise SettingsError(f"label_mode: got {self.label_mode!r}; allowed: {', '.join(LABEL_MODES)}")
-        self.corrupt_test_labels = _as_bool("corrupt_test_labels", self.corrupt_test_labels)
+            v.fraction(own, name, getattr(self, name), low_open=True)
+        levels = v.as_tuple(own, "partial_levels", self.partial_levels, _level,
+                            "at least one level, each a number in [0, 1]")
+        if not levels:
+            raise v.invalid(own, "partial_levels", self.partial_levels,
+                            "at least one level, each a number in [0, 1]")
+        if len(set(levels)) != len(levels):
+            raise v.invalid(own, "partial_levels", self.partial_levels, "distinct levels (a level repeats)")
+        self.partial_levels = tuple(sorted(levels))
+        v.number(own, "error_tolerance", self.error_tolerance, 0.0)
+        v.number(own, "max_slowdown", self.max_slowdown, 0.0, low_open=True)
+        v.number(own, "max_regularizer_gain", self.max_regularizer_gain)
+        self.ablated_regularizers = v.as_tuple(
+            own, "ablated_regularizers", self.ablated_regularizers, _regularizer,
+            f"a list drawn from {', '.join(REGULARIZERS)}")
+        v.number(own, "ablation_weight_decay", self.ablation_weight_decay, 0.0)
+        v.choice(own, "label_mode", self.label_mode, LABEL_MODES)
+        self.corrupt_test_labels = v.as_bool(own, "corrupt_test_labels", self.corrupt_test_labels)
         for name in ("train_size", "min_capacity"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, _as_int(name, value, minimum=1))
-        _check_number("capacity_precision", self.capacity_precision, minimum=0.0, open_min=True)
+            if getattr(self, name) is not None:
+                setattr(self, name, v.integer(own, name, getattr(self, name), minimum=1))
+        v.number(own, "capacity_precision", self.capacity_precision, 0.0, low_open=True)
         if self.capacity_precision >= 1:
-            raise SettingsError(f"capacity_precision: got {self.capacity_precision}; allowed: 0 < value < 1")
-        if self.capacity_budget not in CAPACITY_BUDGETS:
-            raise SettingsError(f"capacity_budget: got {self.capacity_budget!r}; allowed: "
-                                f"{', '.join(CAPACITY_BUDGETS)}")
+            raise v.invalid(own, "capacity_precision", self.capacity_precision, "0 < value < 1")
+        v.choice(own, "capacity_budget", self.capacity_budget, CAPACITY_BUDGETS)
         if self.time_budget is not None:
-            _check_number("time_budget", self.time_budget, minimum=0.0, open_min=True)
-        self.seed = _as_int("seed", self.seed, minimum=0)
+            v.number(own, "time_budget", self.time_budget, 0.0, low_open=True)
+        self.seed = v.integer(own, "seed", self.seed, minimum=0)
 
     @classmethod
     def allowed_keys(cls) -> tuple[str, ...]:
         """Every key :meth:`from_mapping` accepts: settings fields, then FitConfig fields."""
         own = tuple(f.name for f in dataclasses.fields(cls))
-        fit = tuple(f.name for f in dataclasses.fields(_fit_config_type())
+        fit = tuple(f.name for f in dataclasses.fields(FitConfig)
                     if f.name not in _FIT_RESERVED and f.name not in own)
         return own + fit
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None,
-                     base: "CheckSettings | None" = None) -> "CheckSettings":
+                     base: CheckSettings | None = None) -> CheckSettings:
         """Settings from a user dict (``rethink_config``): check keys, fit keys, or ``fit={...}``.
 
         ``seed`` sets both the corruption seed and the training seed; hyphens count as
-        underscores. Unknown keys raise :class:`SettingsError` naming them.
+        underscores. Unknown keys raise :class:`SettingsError` naming them; renamed keys
+        warn (``DeprecationWarning``) and set their new field.
         """
         base = base if base is not None else cls()
-        mapping = {str(k).replace("-", "_"): v for k, v in dict(mapping or {}).items()}
+        mapping = {str(k).replace("-", "_"): x for k, x in dict(mapping or {}).items()}
+        mapping = v.rename_old_keys("CheckSettings", mapping, _OLD_CHECK_KEYS, _NEW_CHECK_NAMES)
         own = {f.name for f in dataclasses.fields(cls)}
-        fit_names = {f.name for f in dataclasses.fields(_fit_config_type())} - set(_FIT_RESERVED)
+        fit_names = _fit_keys()
         unknown = sorted(k for k in mapping if k not in own and k not in fit_names)
         if unknown:
             raise SettingsError(f"unknown settings key(s) {unknown}; allowed: "
                                 f"{', '.join(cls.allowed_keys())}")
         own_types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-        mapping = {k: _coerce(own_types[k], v) if k in own_types else v
-                   for k, v in mapping.items()}
-        fit_changes = {k: v for k, v in mapping.items() if k in fit_names and k not in own}
+        mapping = {k: v.coerce(own_types[k], x) if k in own_types else x for k, x in mapping.items()}
+        fit_changes = {k: x for k, x in mapping.items() if k in fit_names and k not in own}
         nested = mapping.pop("fit", None)
         fit = base.fit
         if isinstance(nested, Mapping):
@@ -142,18 +249,19 @@ class CheckSettings:
         if "seed" in mapping:
             fit_changes.setdefault("seed", mapping["seed"])
         fit = _fit_from_mapping(fit_changes, fit)
-        own_changes = {k: v for k, v in mapping.items() if k in own}
+        own_changes = {k: x for k, x in mapping.items() if k in own}
         return dataclasses.replace(base, fit=fit, **own_changes)
 
-    def updated(self, mapping: Mapping[str, Any] | None = None, **changes: Any) -> "CheckSettings":
+    def updated(self, mapping: Mapping[str, Any] | None = None, **changes: Any) -> CheckSettings:
         """A copy with ``mapping`` and keyword changes applied (same rules as from_mapping)."""
         return type(self).from_mapping({**dict(mapping or {}), **changes}, base=self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (the fit config nested under ``fit``, callbacks left out)."""
-        out = {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
+        out = {f.name: v.jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
                if f.name != "fit"}
-        out["fit"] = _fit_dict(self.fit)
+        out["fit"] = {f.name: v.jsonable(getattr(self.fit, f.name)) for f in dataclasses.fields(self.fit)
+                      if f.name not in _FIT_RESERVED}
         return out
 
     def key(self) -> str:
@@ -165,38 +273,36 @@ class CheckSettings:
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-# ---------------------------------------------------------------- settings helpers
-
-def _fit_dict(fit: Any) -> dict[str, Any]:
-    return {f.name: _jsonable(getattr(fit, f.name)) for f in dataclasses.fields(fit)
-            if f.name not in _FIT_RESERVED}
-
-
-def _coerce(annotation: str, value: Any) -> Any:
-    """Strings from ini files or the command line, converted by the field's annotation."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    kinds = [k.strip() for k in annotation.split("|")]
-    if "None" in kinds and text.lower() in ("none", "null", ""):
-        return None
-    for kind, convert in (("bool", lambda t: _as_bool("value", t)), ("int", int), ("float", float)):
-        if kind in kinds:
-            try:
-                return convert(text)
-            except (ValueError, SettingsError):
-                return value  # left as given: validation names the field and the value
-    return value
+def _level(x: Any) -> float:
+    if isinstance(x, bool):
+        raise ValueError(f"{x!r} is not a number")
+    try:
+        level = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{x!r} is not a number") from None
+    if math.isnan(level) or not 0.0 <= level <= 1.0:
+        raise ValueError(f"{x!r} is not in [0, 1]")
+    return level
 
 
-def _fit_from_mapping(changes: Mapping[str, Any], fit: Any) -> Any:
-    changes = {str(k).replace("-", "_"): v for k, v in dict(changes).items()}
-    fields_ = {f.name: str(f.type) for f in dataclasses.fields(fit) if f.name not in _FIT_RESERVED}
-    allowed = list(fields_)
-    unknown = sorted(k for k in changes if k not in allowed)
+def _regularizer(name: Any) -> str:
+    if name not in REGULARIZERS:
+        raise ValueError(f"{name!r} is unknown")
+    return name
+
+
+def _fit_keys() -> set[str]:
+    """FitConfig keys a user mapping may set (its fields but the reserved ones, old names too)."""
+    return {f.name for f in dataclasses.fields(FitConfig)} - set(_FIT_RESERVED) | set(_OLD_FIT_KEYS)
+
+
+def _fit_from_mapping(changes: Mapping[str, Any], fit: FitConfig) -> FitConfig:
+    changes = {str(k).replace("-", "_"): x for k, x in dict(changes).items()}
+    types = {f.name: str(f.type) for f in dataclasses.fields(fit) if f.name not in _FIT_RESERVED}
+    unknown = sorted(k for k in changes if k not in types and k not in _OLD_FIT_KEYS)
     if unknown:
-        raise SettingsError(f"unknown fit key(s) {unknown}; allowed: {', '.join(allowed)}")
-    changes = {k: _coerce(fields_[k], v) for k, v in changes.items()}
+        raise SettingsError(f"unknown fit key(s) {unknown}; allowed: {', '.join(types)}")
+    changes = {k: v.coerce(types.get(k, "bool"), x) for k, x in changes.items()}
     if not changes:
         return fit
     try:
@@ -207,60 +313,74 @@ def _fit_from_mapping(changes: Mapping[str, Any], fit: Any) -> Any:
         raise SettingsError(f"fit settings {changes}: {exc}") from exc
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return repr(value)
+# ---------------------------------------------------------------- renamed fields (one release)
+
+def _old_regularizers(values: dict[str, Any], old: Any) -> None:
+    if old not in ("model", "none"):
+        raise v.invalid("FitConfig", "regularizers", old, "'model' or 'none' (deprecated: use FitConfig.remove)")
+    values["remove"] = REMOVABLE if old == "none" else ()
 
 
-def _check_number(name: str, value: Any, minimum: float | None = None, open_min: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise SettingsError(f"{name}: expected a number, got {value!r}")
-    if minimum is not None and (value < minimum or (open_min and value == minimum)):
-        op = ">" if open_min else ">="
-        raise SettingsError(f"{name}: got {value!r}; allowed: a number {op} {minimum}")
+def _old_remove_flag(what: str) -> Callable[[dict[str, Any], Any], None]:
+    def translate(values: dict[str, Any], old: Any) -> None:
+        on = v.as_bool("FitConfig", f"remove_{what}", old)
+        current = set(_removals(values.get("remove", ())))
+        values["remove"] = tuple(r for r in REMOVABLE if r in (current | {what} if on else current - {what}))
+    return translate
 
 
-def _check_fraction(name: str, value: Any, low_open: bool = False) -> None:
-    _check_number(name, value)
-    if not (0.0 <= value <= 1.0) or (low_open and value == 0.0):
-        low = "0 <" if low_open else "0 <="
-        raise SettingsError(f"{name}: got {value!r}; allowed: {low} value <= 1")
+def _moved(new: str) -> Callable[[dict[str, Any], Any], None]:
+    def translate(values: dict[str, Any], old: Any) -> None:
+        values.setdefault(new, old)
+    return translate
 
 
-def _as_tuple(name: str, value: Any, kind: type) -> tuple:
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, Iterable):
-        raise SettingsError(f"{name}: expected a list of {kind.__name__}, got {value!r}")
-    out = []
-    for item in value:
-        if kind is float:
-            try:
-                item = float(item)
-            except (TypeError, ValueError):
-                raise SettingsError(f"{name}: {item!r} is not a number") from None
-        elif not isinstance(item, str):
-            raise SettingsError(f"{name}: {item!r} is not a string")
-        out.append(item)
-    return tuple(out)
+_OLD_FIT_KEYS: dict[str, Callable[[dict[str, Any], Any], None]] = {
+    "regularizers": _old_regularizers,  # "none" -> remove="all", "model" -> remove=()
+    "remove_dropout": _old_remove_flag("dropout"),
+    "remove_batchnorm": _old_remove_flag("batchnorm"),
+}
+_NEW_FIT_NAMES = {"regularizers": "remove (regularizers='none' is remove='all')",
+                  "remove_dropout": "remove (remove_dropout=True is remove=('dropout',))",
+                  "remove_batchnorm": "remove (remove_batchnorm=True is remove=('batchnorm',))"}
+_OLD_CHECK_KEYS = {"regularizers": _moved("ablated_regularizers"),
+                   "weight_decay": _moved("ablation_weight_decay")}
+_NEW_CHECK_NAMES = {"regularizers": "ablated_regularizers",
+                    "weight_decay": "ablation_weight_decay (the fit's own weight decay is "
+                                    "fit={'weight_decay': ...})"}
 
 
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.lower() in ("1", "true", "yes", "on")
-    raise SettingsError(f"{name}: expected true or false, got {value!r}")
+def _accept_old_names(cls: type, owner: str, renames: Mapping[str, Callable], new_names: Mapping[str, str]) -> None:
+    """Let ``cls(...)`` and ``dataclasses.replace`` take the renamed keywords (warning once each)."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.keys() & renames.keys():
+            kwargs = v.rename_old_keys(owner, kwargs, renames, new_names, stacklevel=3)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
 
 
-def _as_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SettingsError(f"{name}: got {value!r}; allowed: an integer >= {minimum}")
-    return value
+def _old_reader(owner: str, old: str, new: str, read: Callable[[Any], Any]) -> property:
+    """A read-only attribute under the old name that warns and reads the new field."""
+    def get(self: Any) -> Any:
+        warnings.warn(f"{owner}.{old} is deprecated and will be removed in the next release; use "
+                      f"{owner}.{new}", DeprecationWarning, stacklevel=2)
+        return read(self)
+    return property(get, doc=f"Deprecated: read {owner}.{new}.")
+
+
+FitConfig.regularizers = _old_reader(  # type: ignore[attr-defined]
+    "FitConfig", "regularizers", "remove", lambda c: "none" if c.remove == REMOVABLE else "model")
+FitConfig.remove_dropout = _old_reader(  # type: ignore[attr-defined]
+    "FitConfig", "remove_dropout", "remove", lambda c: "dropout" in c.remove)
+FitConfig.remove_batchnorm = _old_reader(  # type: ignore[attr-defined]
+    "FitConfig", "remove_batchnorm", "remove", lambda c: "batchnorm" in c.remove)
+CheckSettings.regularizers = _old_reader(  # type: ignore[attr-defined]
+    "CheckSettings", "regularizers", "ablated_regularizers", lambda s: s.ablated_regularizers)
+CheckSettings.weight_decay = _old_reader(  # type: ignore[attr-defined]
+    "CheckSettings", "weight_decay", "ablation_weight_decay", lambda s: s.ablation_weight_decay)
+_accept_old_names(FitConfig, "FitConfig", _OLD_FIT_KEYS, _NEW_FIT_NAMES)
+_accept_old_names(CheckSettings, "CheckSettings", _OLD_CHECK_KEYS, _NEW_CHECK_NAMES)

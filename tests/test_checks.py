@@ -176,7 +176,7 @@ class DropoutMLP(nn.Sequential):
 
 @pytest.fixture(scope="module")
 def regularized(digits, tiny):
-    s = tiny.updated(regularizers=["weight_decay", "dropout"], weight_decay=1e-4)
+    s = tiny.updated(ablated_regularizers=["weight_decay", "dropout"], ablation_weight_decay=1e-4)
     cache = RunCache()
     res = run_check("regularizers", lambda: DropoutMLP(digits), digits, s, cache)
     return s, cache, res
@@ -206,13 +206,13 @@ def test_regularizers_fail_when_gain_exceeds_max(regularized, digits, monkeypatc
 
 
 def test_memorization_reports_the_regularizers_it_trained_with(digits, tiny):
-    """Dropout stays in by default (the model as built); remove_dropout is the paper's way."""
+    """Dropout stays in by default (the model as built); remove: dropout is the paper's way."""
     short = tiny.updated(max_epochs=1)
     kept = run_check("random_labels", lambda: DropoutMLP(digits), digits, short)
     assert kept.metrics["regularizers_in_model"] == "dropout"
-    assert "regularizers as built (dropout; remove_dropout: true" in kept.criterion
+    assert "regularizers as built (dropout; remove: dropout trains without it" in kept.criterion
     gone = run_check("random_labels", lambda: DropoutMLP(digits), digits,
-                     short.updated(remove_dropout=True, weight_decay=0.0, lr=0.05))
+                     short.updated(remove=["dropout"], ablation_weight_decay=0.0, lr=0.05))
     assert gone.metrics["regularizers_in_model"] == "none"
     assert gone.criterion.endswith("trained with no regularizers")
     decayed = run_check("true_labels", factory_for(digits, width=16), digits,
@@ -261,7 +261,7 @@ def fake(monkeypatch):
         key = "true_labels" if spec is None else spec.name
         if spec is not None and spec.name == "partial_labels":
             key = f"partial_labels@{spec.p:g}"
-        if config.regularizers == "none":
+        if config.remove == ("dropout", "batchnorm", "weight_decay", "augment"):
             key = "none:" + key
         calls.append((key, len(data.train_x), config))
         return table.get(key) or table["default"]
@@ -326,13 +326,13 @@ def test_regularizers_fail_when_model_no_longer_fits(fake, digits):
     table, calls = fake
     table.update({"none:true_labels": fake_run(None, test_accuracy=0.8),
                   "default": fake_run(3, test_accuracy=0.85)})
-    res = run_check("regularizers", lambda: None, digits, CheckSettings(regularizers=("augment",)))
+    res = run_check("regularizers", lambda: None, digits, CheckSettings(ablated_regularizers=("augment",)))
     assert not res.passed and "no longer fits" in res.message
     configs = {key: cfg for key, _, cfg in calls}
     with_cfg = configs["true_labels"]
     assert with_cfg.augment and with_cfg.weight_decay == 0.0
-    assert with_cfg.remove_dropout and with_cfg.remove_batchnorm
-    assert configs["none:true_labels"].regularizers == "none"
+    assert with_cfg.remove == ("dropout", "batchnorm")
+    assert configs["none:true_labels"].remove == ("dropout", "batchnorm", "weight_decay", "augment")
     assert configs["random_labels"].augment  # memorization is tried with the regularizers on
 
 
@@ -477,7 +477,7 @@ def test_from_mapping_rejects_unknown_keys_by_name():
 
 
 @pytest.mark.parametrize("mapping, fragment", [
-    ({"fit_threshold": 0}, "fit_threshold: got 0"),
+    ({"fit_threshold": 0}, "CheckSettings.fit_threshold=0 is invalid; allowed: a number in (0, 1]"),
     ({"memorize_threshold": 1.2}, "memorize_threshold"),
     ({"partial_levels": [0.2, 1.5]}, "partial_levels"),
     ({"partial_levels": []}, "at least one"),
@@ -486,15 +486,17 @@ def test_from_mapping_rejects_unknown_keys_by_name():
     ({"error_tolerance": -1}, "error_tolerance"),
     ({"max_slowdown": 0}, "max_slowdown"),
     ({"max_regularizer_gain": "big"}, "max_regularizer_gain"),
-    ({"regularizers": ["dropout", "l1"]}, "unknown ['l1']"),
-    ({"weight_decay": -0.1}, "weight_decay"),
+    ({"ablated_regularizers": ["dropout", "l1"]}, "ablated_regularizers=['dropout', 'l1'] is invalid; "
+                                                  "allowed: a list drawn from weight_decay"),
+    ({"ablation_weight_decay": -0.1}, "ablation_weight_decay=-0.1 is invalid"),
+    ({"remove": "dropout,l2"}, "FitConfig.remove=['dropout', 'l2'] is invalid"),
     ({"label_mode": "random"}, "allowed: paper, wrong_class"),
     ({"corrupt_test_labels": "maybe"}, "corrupt_test_labels"),
     ({"train_size": 0}, "train_size"),
     ({"capacity_precision": 1}, "capacity_precision"),
-    ({"capacity_budget": "wall"}, "capacity_budget: got 'wall'; allowed: steps, epochs"),
-    ({"time_budget": 0}, "time_budget: got 0; allowed: a number > 0.0"),
-    ({"time_budget": "soon"}, "time_budget: expected a number, got 'soon'"),
+    ({"capacity_budget": "wall"}, "CheckSettings.capacity_budget='wall' is invalid; allowed: steps, epochs"),
+    ({"time_budget": 0}, "CheckSettings.time_budget=0 is invalid; allowed: a number > 0"),
+    ({"time_budget": "soon"}, "CheckSettings.time_budget='soon' is invalid; allowed: a number"),
     ({"seed": -1}, "seed"),
     ({"batch_size": 0}, "batch_size"),
     ({"device": 3}, "device"),
@@ -509,9 +511,9 @@ def test_bad_values_raise_settings_error(mapping, fragment):
 
 
 def test_strings_from_ini_files_are_coerced():
-    s = CheckSettings.from_mapping({"partial_levels": "0, 0.5,1", "regularizers": "dropout",
+    s = CheckSettings.from_mapping({"partial_levels": "0, 0.5,1", "ablated_regularizers": "dropout",
                                     "corrupt_test_labels": "true", "train_size": "100"})
-    assert s.partial_levels == (0.0, 0.5, 1.0) and s.regularizers == ("dropout",)
+    assert s.partial_levels == (0.0, 0.5, 1.0) and s.ablated_regularizers == ("dropout",)
     assert s.corrupt_test_labels is True and s.train_size == 100
     s = CheckSettings.from_mapping({"lr": "0.1", "max_epochs": "7", "fast": "false",
                                     "max_seconds": "none", "fit_threshold": "0.95", "seed": "3"})
@@ -545,7 +547,7 @@ def test_progress_callback_does_not_change_key():
        lr=st.one_of(st.none(), st.floats(1e-4, 1.0)), seed=st.integers(0, 2**31))
 def test_to_dict_round_trips_through_json_and_from_mapping(fit_t, mem_t, levels, regs, lr, seed):
     s = CheckSettings.from_mapping({"fit_threshold": fit_t, "memorize_threshold": mem_t,
-                                    "partial_levels": levels, "regularizers": regs, "lr": lr,
+                                    "partial_levels": levels, "ablated_regularizers": regs, "lr": lr,
                                     "seed": seed})
     again = CheckSettings.from_mapping(json.loads(json.dumps(s.to_dict())))
     assert again == s and again.key() == s.key()
@@ -584,7 +586,7 @@ def test_checks_on_the_gpu_fast_path(digits):
     assert results["true_labels"].metrics["device"].startswith("cuda")
     assert results["random_labels"].metrics["test_accuracy"] < 0.25
     reg = run_check("regularizers", lambda: DropoutMLP(digits), digits,
-                    s.updated(regularizers=["weight_decay", "dropout"]))
+                    s.updated(ablated_regularizers=["weight_decay", "dropout"]))
     assert reg.metrics["fitted_without"] and isinstance(reg.metrics["gain"], float)
 
 

@@ -445,7 +445,8 @@ def rethink_data():
     (["--rethink-fit-threshold=2"], "allowed: a number in (0.0, 1.0]"),
     (["--rethink-data=imagenet"], "allowed: digits, digits,raw, cifar10:ROOT[,paper], mnist:ROOT"),
     (["--rethink-compare-fail=epochs"], "expected CHECK.METRIC:LIMIT"),
-    (["--rethink-partial-levels=0,0.5,0.5"], "partial_levels: levels repeat"),
+    (["--rethink-partial-levels=0,0.5,0.5"],
+     "CheckSettings.partial_levels=(0.0, 0.5, 0.5) is invalid; allowed: distinct levels"),
 ])
 def test_invalid_option_values_are_usage_errors(pytester: pytest.Pytester, args, shown) -> None:
     pytester.makepyfile(test_model=module(FAST))

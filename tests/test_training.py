@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import rethink_checks
-from rethink_checks import training
+from rethink_checks import cuda_graphs, step, training
 from rethink_checks.corruptions import CorruptionSpec
 from rethink_checks.data import Dataset, load_digits
 from rethink_checks.errors import DataError, DeviceError, InputTypeError, ModelError, SettingsError
@@ -164,23 +164,38 @@ def test_the_given_model_is_not_mutated(small):
                           nn.Dropout(0.2), nn.Linear(32, 10))
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = fit(model, small, max_epochs=2, regularizers="none")
+    result = fit(model, small, max_epochs=2, remove="all")
     assert not model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert any(isinstance(m, nn.Dropout) for m in model.modules())
     assert not any(isinstance(m, (nn.Dropout, nn.BatchNorm1d)) for m in result.model.modules())
 
 
-def test_regularizers_none_strips_everything(small):
+def test_remove_all_strips_everything(small):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
                           nn.Dropout(0.2), nn.Linear(32, 10))
-    result = fit(model, small, max_epochs=1, regularizers="none", weight_decay=5e-4)
+    result = fit(model, small, max_epochs=1, remove="all", weight_decay=5e-4)
     assert result.removed == ["dropout:4", "batchnorm:2", "weight_decay:0.0005"]
     assert result.settings["weight_decay"] == 0.0 and result.settings["augment"] is False
     kept = fit(model, small, max_epochs=1, weight_decay=5e-4)
     assert kept.removed == [] and kept.settings["weight_decay"] == 5e-4
-    only_bn = fit(model, small, max_epochs=1, remove_batchnorm=True)
+    only_bn = fit(model, small, max_epochs=1, remove=("batchnorm",))
     assert only_bn.removed == ["batchnorm:2"]
+    only_wd = fit(model, small, max_epochs=1, remove=["weight_decay"], weight_decay=5e-4, augment=False)
+    assert only_wd.removed == ["weight_decay:0.0005"] and only_wd.settings["weight_decay"] == 0.0
+
+
+def test_old_regularizer_switches_warn_and_give_the_same_fit(small):
+    """regularizers="none" / remove_batchnorm=True still work for one release, with a warning."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                          nn.Dropout(0.2), nn.Linear(32, 10))
+    new = fit(model, small, max_epochs=1, remove="all", weight_decay=5e-4)
+    with pytest.warns(DeprecationWarning, match=r"FitConfig.regularizers is deprecated.*FitConfig.remove"):
+        old = fit(model, small, max_epochs=1, regularizers="none", weight_decay=5e-4)
+    assert old.removed == new.removed and old.curves["train_loss"] == new.curves["train_loss"]
+    with pytest.warns(DeprecationWarning, match="FitConfig.remove_batchnorm is deprecated"):
+        only_bn = fit(model, small, max_epochs=1, remove_batchnorm=True)
+    assert only_bn.removed == ["batchnorm:2"] and only_bn.settings["remove"] == ["batchnorm"]
 
 
 def test_augmentation_trains_and_is_seeded(small):
@@ -342,7 +357,7 @@ def test_out_of_memory_names_the_batch_size(small, monkeypatch):
     def oom(self, full):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(training._Loop, "step", oom)
+    monkeypatch.setattr(step._Loop, "step", oom)
     with pytest.raises(DeviceError, match=r"batch_size=64; try a smaller batch_size \(e.g. 32\)"):
         fit(factory(small), small, batch_size=64)
 
@@ -358,10 +373,11 @@ def test_out_of_memory_in_evaluation_names_the_eval_batch_size(small, monkeypatc
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(batch_size=0), r"FitConfig.batch_size=0 is invalid; expected a positive integer"),
+    (dict(batch_size=0), r"FitConfig.batch_size=0 is invalid; allowed: an integer >= 1"),
     (dict(lr=-1.0), r"FitConfig.lr=-1.0 is invalid"),
     (dict(target_accuracy=1.5), r"FitConfig.target_accuracy=1.5"),
-    (dict(regularizers="all"), r"FitConfig.regularizers='all' is invalid; expected 'model'"),
+    (dict(remove="none"), r"FitConfig.remove=\['none'\] is invalid; allowed: a list drawn from dropout"),
+    (dict(remove=("dropout", "l2")), r"FitConfig.remove=\('dropout', 'l2'\) is invalid; allowed: .* 'all'"),
     (dict(precision="fp16"), r"FitConfig.precision='fp16'"),
     (dict(device="tpu"), r"FitConfig.device='tpu'"),
     (dict(max_seconds=0), r"FitConfig.max_seconds=0"),
@@ -381,7 +397,7 @@ def test_unknown_setting_is_a_type_error(small):
 
 @pytest.mark.parametrize("device", ["tpu", "mps", "cuda:x"])
 def test_unsupported_device_is_a_settings_error(small, device):
-    with pytest.raises(SettingsError, match=f"FitConfig.device='{device}'.*expected 'auto', 'cpu'"):
+    with pytest.raises(SettingsError, match=f"FitConfig.device='{device}' is invalid; allowed: 'auto', 'cpu'"):
         fit(factory(small), small, device=device)
 
 
@@ -416,7 +432,7 @@ def test_defaults_are_the_papers():
     """SGD momentum 0.9, x0.95 per epoch, batch 128, no weight decay or augmentation, fit to 100%."""
     c = FitConfig()
     assert (c.lr, c.momentum, c.lr_decay, c.batch_size, c.weight_decay, c.augment) == (None, 0.9, 0.95, 128, 0.0, False)
-    assert (c.target_accuracy, c.regularizers, c.device, c.precision, c.fast) == (1.0, "model", "auto", "auto", True)
+    assert (c.target_accuracy, c.remove, c.device, c.precision, c.fast) == (1.0, (), "auto", "auto", True)
     assert c.corruption is None and c.max_seconds is None and c.eval_every == 1
 
 
@@ -452,7 +468,7 @@ def test_small_inception_trains_on_cpu_and_loses_its_batch_norm():
                    num_classes=10, name="noise")
     make = lambda: small_inception((3, 16, 16), 10)  # noqa: E731
     bns = sum(isinstance(m, nn.BatchNorm2d) for m in make().modules())
-    result = fit(make, data, max_epochs=1, batch_size=16, regularizers="none", augment=True)
+    result = fit(make, data, max_epochs=1, batch_size=16, remove="all", augment=True)
     assert result.epochs == 1 and result.steps == 3 and result.curves["train_loss"][0] is not None
     assert len([r for r in result.removed if r.startswith("batchnorm:")]) == bns > 0
     assert "augment" in result.removed
@@ -473,18 +489,18 @@ def test_dropout_models_are_deterministic_too(small):
 
 
 def test_warm_up_steps_are_undone(small, monkeypatch):
-    """The GPU path warms up with real steps before capture; _restore must undo all of them."""
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    """The GPU path warms up with real steps before capture; restore() must undo all of them."""
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
-    train = training._Placed(small.train_x, small.train_y, torch.device("cpu"), nhwc=False)
-    loop = training._Loop(model, train, FitConfig(weight_decay=1e-3), 0.1, lambda: training.nullcontext())
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    for _ in range(training.WARMUP_STEPS):  # as _Graphs warms up
+    train = step._Placed(small.train_x, small.train_y, torch.device("cpu"), nhwc=False)
+    loop = step._Loop(model, train, FitConfig(weight_decay=1e-3), 0.1, lambda: step.nullcontext())
+    before = loop.snapshot()
+    assert all(torch.equal(v, before[k]) and v is not before[k] for k, v in model.state_dict().items())
+    for _ in range(cuda_graphs.WARMUP_STEPS):  # as _Graphs warms up
         loop.base.zero_()
         loop.step(True)
         loop.step(False)
     assert not torch.equal(model[1].weight, before["1.weight"])
-    training._restore(loop, before, drop_grads=True)
+    loop.restore(before, drop_grads=True)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert all(not b.any() for b in loop.bufs) and loop.base.item() == 0 and loop.loss_sum.item() == 0
     assert all(p.grad is None for p in loop.params)
@@ -517,7 +533,7 @@ def _run_epochs(small, fake_cuda: bool, monkeypatch, capture_error: Exception | 
         monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
         monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
         monkeypatch.setattr(torch.cuda, "current_stream", lambda *a, **k: _FakeStream())
-        monkeypatch.setattr(torch.cuda, "stream", lambda s: training.nullcontext())
+        monkeypatch.setattr(torch.cuda, "stream", lambda s: step.nullcontext())
 
         def capture(self, full):
             if capture_error is not None:
@@ -525,20 +541,22 @@ def _run_epochs(small, fake_cuda: bool, monkeypatch, capture_error: Exception | 
             self.loop.step(full)  # a real capture launches nothing; _fast_path undoes this below
             return _FakeGraph(lambda: self.loop.step(full))
 
-        monkeypatch.setattr(training._Graphs, "_capture", capture)
+        monkeypatch.setattr(cuda_graphs._Graphs, "_capture", capture)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
                               nn.Linear(32, 10))
     config = FitConfig(max_epochs=3, weight_decay=1e-3, augment=True, lr=0.1)
-    train = training._Placed(small.train_x, small.train_y, torch.device("cpu"), nhwc=False)
-    loop = training._Loop(model, train, config, 0.1, lambda: training.nullcontext())
+    train = step._Placed(small.train_x, small.train_y, torch.device("cpu"), nhwc=False)
+    plan = training._Plan(config=config, device=torch.device("cpu"), precision="fp32", lr=0.1, started=0.0,
+                          conv=False, dataset_name="small")
+    loop = step._Loop(model, train, config, plan.lr, plan.autocast)
     loop.source = train.x.clone()
     if fake_cuda:
-        graphs, reason = training._fast_path(loop, torch.device("cuda"), config)
+        graphs, reason = cuda_graphs._fast_path(loop, torch.device("cuda"), config.fast, config.compile)
     else:
         graphs, reason = None, "eager"
-    run = training._Run(model, loop, graphs, train, None, config, lambda: training.nullcontext(), 0.0, 0.1)
+    run = training._Run(model, loop, graphs, train, None, plan)
     run.epochs()
     return run, graphs, reason, model
 

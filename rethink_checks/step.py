@@ -1,0 +1,167 @@
+"""The training step of ``fit``: data placed on the device, autocast, the model call, the SGD update.
+
+One step function (:meth:`_Loop.step`) serves both the eager loop and the CUDA-graph fast path
+(:mod:`rethink_checks.cuda_graphs`, which only decides who launches it), so the two differ
+only in numerics and in who launches the kernels. Everything the step touches lives in static
+buffers on the loop, and :meth:`_Loop.snapshot` / :meth:`_Loop.restore` undo steps that were
+run only to warm up or compile.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .settings import FitConfig
+
+__all__ = ["sgd_momentum_update"]
+
+
+class _Placed:
+    """One split of the data on the device, stored NHWC for conv models so batches come out channels_last."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device, nhwc: bool):
+        x = x.to(device=device, dtype=torch.float32)
+        self.nhwc = nhwc and x.dim() == 4
+        self.x = x.permute(0, 2, 3, 1).contiguous() if self.nhwc else x.contiguous()
+        self.y = y.to(device=device, dtype=torch.int64)
+
+    def view(self, stored: torch.Tensor) -> torch.Tensor:
+        """Stored rows as the model's N x C x H x W input (a channels_last view when NHWC)."""
+        return stored.permute(0, 3, 1, 2) if self.nhwc else stored
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def _autocast(device: torch.device, precision: str):
+    """bf16 autocast over float32 master weights, or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
+    return nullcontext()
+
+
+def _call_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run the model; its own exceptions become a ModelError naming the input shape."""
+    try:
+        return model(x)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as err:  # the user's model failed: say on what
+        raise ModelError(f"the model raised {type(err).__name__} on an input of shape "
+                         f"{tuple(x.shape)} ({x.dtype}): {err}") from err
+
+
+def _probe(model: nn.Module, train: _Placed, batch: int, num_classes: int, autocast) -> None:
+    """One eval-mode forward on a real batch so shape and type errors surface before training."""
+    n = min(batch, len(train))
+    x = train.view(train.x[:n])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), autocast():
+            out = _call_model(model, x)
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise ModelError(f"the model returned {type(out).__name__}; expected a tensor of logits "
+                         f"of shape ({n}, {num_classes})")
+    if tuple(out.shape) != (n, num_classes):
+        raise ModelError(f"model returned shape {tuple(out.shape)}; expected ({n}, {num_classes}) "
+                         f"(batch, num_classes logits) for input of shape {tuple(x.shape)}")
+    if not out.is_floating_point():
+        raise ModelError(f"the model returned {out.dtype} values; expected floating-point logits")
+
+
+def sgd_momentum_update(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor],
+                        lr: torch.Tensor, momentum: float, weight_decay: float) -> None:
+    """torch.optim.SGD's update (dampening 0, no Nesterov) with ``lr`` a device tensor, capturable.
+
+    ``bufs`` start at zero, which gives SGD's first step exactly (0 * m + g == g). ``grads`` are
+    overwritten (weight decay is added in place), as every step recomputes them.
+    """
+    if weight_decay:
+        torch._foreach_add_(grads, params, alpha=weight_decay)
+    torch._foreach_mul_(bufs, momentum)
+    torch._foreach_add_(bufs, grads)
+    torch._foreach_add_(params, torch._foreach_mul(bufs, -lr))
+
+
+class _Loop:
+    """Static buffers and the training step shared by the eager and the CUDA-graph paths."""
+
+    def __init__(self, model: nn.Module, train: _Placed, config: FitConfig, lr: float, autocast):
+        device = train.y.device
+        self.model, self.train, self.autocast = model, train, autocast
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.batch = config.batch_size
+        self.momentum, self.weight_decay = config.momentum, config.weight_decay
+        self.n = len(train)
+        self.full_steps, self.tail = divmod(self.n, self.batch)
+        self.steps_per_epoch = self.full_steps + (1 if self.tail else 0)
+        self.source = train.x  # replaced by an augmented copy each epoch when augment is on
+        self.perm = torch.arange(self.n, device=device)
+        self.base = torch.zeros((), dtype=torch.int64, device=device)
+        self.offsets = torch.arange(self.batch, device=device)
+        self.tail_positions = torch.arange(self.full_steps * self.batch, self.n, device=device)
+        self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+        self.lr = torch.tensor(lr, dtype=torch.float32, device=device)
+        self.bufs = [torch.zeros_like(p) for p in self.params]
+        self.compiled: Callable | None = None  # torch.compile'd model for full batches, if asked
+
+    def step(self, full: bool) -> None:
+        """One SGD step on the next batch of the epoch's permutation; no host synchronization."""
+        positions = self.base + self.offsets if full else self.tail_positions
+        index = self.perm.index_select(0, positions)
+        x = self.train.view(self.source.index_select(0, index))
+        y = self.train.y.index_select(0, index)
+        for p in self.params:
+            p.grad = None
+        with self.autocast():
+            out = _call_model(self.compiled if full and self.compiled is not None else self.model, x)
+        loss = F.cross_entropy(out.float(), y)
+        loss.backward()
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        with torch.no_grad():
+            sgd_momentum_update(self.params, grads, self.bufs, self.lr, self.momentum, self.weight_decay)
+            self.loss_sum += loss.detach()
+            if full:
+                self.base += self.batch
+
+    def start_epoch(self, perm: torch.Tensor, source: torch.Tensor | None) -> None:
+        """Load the epoch's permutation (and augmented images) into the static buffers."""
+        self.perm.copy_(perm, non_blocking=True)
+        if source is not None:
+            self.source.copy_(source)
+        self.base.zero_()
+        self.loss_sum.zero_()
+
+    def eager_epoch(self) -> None:
+        """One epoch of eager steps: the full batches, then the final partial one."""
+        for _ in range(self.full_steps):
+            self.step(True)
+        if self.tail:
+            self.step(False)
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Copies of the model's weights and buffers, for :meth:`restore` after warm-up steps."""
+        return {k: t.clone() for k, t in self.model.state_dict().items()}
+
+    def restore(self, state: dict[str, torch.Tensor], drop_grads: bool) -> None:
+        """Undo steps since :meth:`snapshot`, in place: weights, buffers, momentum, counters."""
+        with torch.no_grad():
+            if drop_grads:
+                for p in self.params:
+                    p.grad = None
+            for key, value in self.model.state_dict().items():
+                value.copy_(state[key])
+            for buf in self.bufs:
+                buf.zero_()
+            self.base.zero_()
+            self.loss_sum.zero_()
