@@ -71,12 +71,12 @@ def write_plots(state: RethinkState, out_dir: Path) -> list[Path]:
 
 def _compare(state: RethinkState, doc: dict[str, Any], storage: Path) -> None:
     from rethink_checks.errors import RethinkError
-    from rethink_checks.report import compare_baseline, format_comparison, load_baseline
+    from rethink_checks.report import BaselineStore, compare_baseline, format_comparison
 
     opts = state.options
     name = opts.compare if opts.compare not in (None, "latest") else None
     try:
-        baseline = load_baseline(name, root=storage, machine=doc["machine_id"])
+        baseline = BaselineStore(storage).load(name, machine=doc["machine_id"])
     except RethinkError as exc:
         state.finish_lines.append(f"rethink compare: {exc}")
         if opts.compare_fail:
@@ -117,7 +117,7 @@ def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> Non
     if opts.compare or opts.compare_fail:
         _compare(state, doc, storage)
     if opts.get("save"):
-        from rethink_checks.report import save_baseline
+        from rethink_checks.report import BaselineStore
 
         if interrupted:
             state.finish_lines.append("rethink: baseline not saved (the session was interrupted)")
@@ -125,7 +125,7 @@ def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> Non
             from rethink_checks.errors import RethinkError
 
             try:
-                path = save_baseline(doc, opts.get("save"), root=storage)
+                path = BaselineStore(storage).save(doc, opts.get("save"))
             except (RethinkError, OSError) as exc:
                 state.finish_lines.append(f"rethink: baseline not saved: {exc}")
             else:

@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import DataError
-from .results import CheckResult, FitResult
-from .theory import require_training_examples
+from .results import CheckResult, FitResult, key_metric, table_summary
+from .run_cache import RunCache, run_key
+from .validate import require_training_examples
 
 __all__ = ["CapacityResult", "capacity_search", "check_capacity"]
 
@@ -191,13 +192,15 @@ def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, t
         seconds=time.perf_counter() - started, fits=fits, budget=budget)
 
 
-def check_capacity(model_factory: Callable, data: Any, settings: Any, cache: Any = None) -> CheckResult:
+def check_capacity(model_factory: Callable, data: Any, settings: Any,
+                   cache: RunCache | None = None) -> CheckResult:
     """Passes when the model memorizes random labels on at least ``settings.min_capacity`` examples.
 
     ``min_capacity`` defaults to the whole training set given (after ``train_size``);
     ``capacity_budget`` and ``capacity_precision`` are the search's ``budget`` and ``precision``. The
-    search's first fit (all examples) is the random-labels check's fit: it is taken from
-    ``cache`` when present and put there otherwise.
+    search's first fit (all examples) is the random-labels check's fit (same
+    :func:`~rethink_checks.run_cache.run_key`): it is taken from ``cache`` when present and
+    stored there otherwise, the cache counting the hit or miss.
     """
     started = time.perf_counter()
     seed = int(settings.seed)
@@ -211,17 +214,16 @@ def check_capacity(model_factory: Callable, data: Any, settings: Any, cache: Any
                         f"(raise train_size or lower min_capacity)")
     # test labels corrupted or not, the train-side fit is the same; only reuse the plain case
     shareable = cache is not None and not getattr(settings, "corrupt_test_labels", False)
-    key = _cache_key(settings) if shareable else None
-    cached = key is not None and key in cache
-    known: dict[int, FitResult] = {total: cache[key]} if cached else {}
-    if cached and hasattr(cache, "hits"):
-        cache.hits += 1
+    key = run_key("random_labels", 1.0, settings) if shareable else None
+    full = cache.lookup(key) if key is not None else None
+    cached = full is not None
+    known: dict[int, FitResult] = {total: full} if cached else {}
     result = capacity_search(model_factory, data, config=settings.fit, threshold=settings.memorize_threshold,
                              precision=settings.capacity_precision, seed=seed,
                              label_mode=getattr(settings, "label_mode", "paper"),
                              budget=getattr(settings, "capacity_budget", "steps"), known_fits=known)
     if key is not None and not cached and total in known:
-        cache[key] = known[total]  # the random_labels check can reuse the full-set fit
+        cache.store(key, known[total])  # the random_labels check can reuse the full-set fit
     passed = result.n_star >= minimum
     metrics = {
         "n_star": result.n_star, "n_train": total, "min_capacity": minimum,
@@ -239,10 +241,6 @@ def check_capacity(model_factory: Callable, data: Any, settings: Any, cache: Any
                        criterion=f"n* >= {minimum}: random labels memorized (train accuracy >= "
                                  f"{result.threshold}) on at least {minimum} examples",
                        message=message, metrics=metrics, tables={"fits": result.fits},
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started,
+                       summary=table_summary(key=[key_metric("n*", result.n_star)]))
 
-
-def _cache_key(settings: Any) -> tuple[str, float, str] | None:
-    """The random-labels check's cache key for these settings, when settings can make one."""
-    key = getattr(settings, "key", None)
-    return ("random_labels", 1.0, key()) if callable(key) else None

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import SettingsError
-from .results import CheckResult, FitResult
-from .run_cache import RunCache
+from .results import CheckResult, FitResult, key_metric, table_summary
+from .run_cache import RunCache, run_key
 from .settings import CAPACITY_BUDGETS, LABEL_MODES, REGULARIZERS, CheckSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,21 +80,18 @@ def _get_run(name: str, p: float, model_factory: Callable, data: "Dataset",
     ``name`` may carry a variant prefix (``regularized:random_labels``) when ``config``
     differs from ``settings.fit``; the corruption is the part after the last colon.
     """
-    key = (name, float(p), settings.key())
-    if cache is not None and key in cache:
-        cache.hits += 1
-        return cache[key], key
+    key = run_key(name, p, settings)
     base = name.split(":")[-1]
     config = config if config is not None else settings.fit
-    config = dataclasses.replace(config, corruption=_spec(base, float(p), settings),
-                                 target_accuracy=_target(name, settings),
-                                 max_seconds=_seconds_left(config.max_seconds),
-                                 progress=_labelled(config.progress, name, float(p)))
-    run = _fit(model_factory, data, config)
-    if cache is not None:
-        cache.misses += 1
-        cache[key] = run
-    return run, key
+
+    def train() -> FitResult:
+        cfg = dataclasses.replace(config, corruption=_spec(base, float(p), settings),
+                                  target_accuracy=_target(name, settings),
+                                  max_seconds=_seconds_left(config.max_seconds),
+                                  progress=_labelled(config.progress, name, float(p)))
+        return _fit(model_factory, data, cfg)
+
+    return (train() if cache is None else cache.get_or_fit(key, train)), key
 
 
 # The deadline of the check running in this context (set by run_check from time_budget).
@@ -224,7 +221,7 @@ def check_true_labels(model_factory: Callable, data: "Dataset", settings: CheckS
            else _fit_message("true labels not fitted", run, t))
     return CheckResult("true_labels", passed, f"train accuracy >= {t} on true labels within "
                        f"{settings.fit.max_epochs} epochs", msg, metrics,
-                       runs={"true_labels": _run_dict(run, key)})
+                       runs={"true_labels": _run_dict(run, key)}, summary=_fit_summary(run))
 
 
 def _memorization(name: str) -> Callable[..., CheckResult]:
@@ -239,11 +236,17 @@ def _memorization(name: str) -> Callable[..., CheckResult]:
         return CheckResult(name, passed, f"train accuracy >= {t} on {name} within "
                            f"{settings.fit.max_epochs} epochs (memorization), trained with "
                            f"{_as_trained(metrics['regularizers_in_model'])}", msg, metrics,
-                           runs={name: _run_dict(run, key)})
+                           runs={name: _run_dict(run, key)}, summary=_fit_summary(run))
 
     check.__name__ = f"check_{name}"
     check.__doc__ = f"Memorization: the model fits the {name} randomization of the training set."
     return check
+
+
+def _fit_summary(run: FitResult) -> dict[str, Any]:
+    """The summary-table row of a single-fit check: its fit's accuracies and epochs to fit."""
+    return table_summary(train=run.train_accuracy, test=run.test_accuracy,
+                         epochs=run.epochs_to_fit)
 
 
 def _fmt(x: Any) -> str:
@@ -304,8 +307,12 @@ def check_partial_labels(model_factory: Callable, data: "Dataset", settings: Che
     criterion = (f"every p in {list(settings.partial_levels)} reaches train accuracy >= {t}; "
                  f"test error never falls by more than {settings.error_tolerance} as p grows; "
                  f"relative_time = epochs to train accuracy {t_time} over that at p=0")
+    test_errors = [r["test_error"] for r in sorted(rows, key=lambda r: r["p"])
+                   if r["test_error"] is not None]
+    key = ([key_metric("err", [test_errors[0], test_errors[-1]], "{:.2f}->{:.2f}")]
+           if test_errors else [])
     return CheckResult("partial_labels", passed, criterion, msg, metrics,
-                       tables={"sweep": rows}, runs=runs)
+                       tables={"sweep": rows}, runs=runs, summary=table_summary(key=key))
 
 
 def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSettings,
@@ -344,8 +351,11 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
     criterion = (f"every randomization fits (train accuracy >= {settings.memorize_threshold}) "
                  f"and epochs to train accuracy {t} are <= {settings.max_slowdown} x those of "
                  f"true labels")
+    worst = metrics["slowdown.max"]
+    summary = table_summary(epochs=base, key=[key_metric("slowdown", worst, "{:.2f}x")]
+                            if worst is not None else [])
     return CheckResult("slowdown", not problems, criterion, msg, metrics,
-                       tables={"slowdown": rows}, runs=runs)
+                       tables={"slowdown": rows}, runs=runs, summary=summary)
 
 
 def _regularized_config(settings: CheckSettings) -> Any:
@@ -399,7 +409,10 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
                  f"regularizers on: {', '.join(settings.ablated_regularizers) or 'none'}")
     runs = {"with": _run_dict(on, on_key), "without": _run_dict(off, off_key),
             "random_labels_with": _run_dict(rnd, rnd_key)}
-    return CheckResult("regularizers", not problems, criterion, msg, metrics, runs=runs)
+    summary = table_summary(train=off.train_accuracy, test=on.test_accuracy,
+                            key=[key_metric("gain", gain, "{:+.3f}")] if gain is not None else [])
+    return CheckResult("regularizers", not problems, criterion, msg, metrics, runs=runs,
+                       summary=summary)
 
 
 def check_capacity(model_factory: Callable, data: "Dataset", settings: CheckSettings,

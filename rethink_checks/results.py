@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
-__all__ = ["FitResult", "CheckResult"]
+__all__ = ["FitResult", "CheckResult", "table_summary", "key_metric"]
 
 
 @dataclass
@@ -66,6 +67,9 @@ class CheckResult:
     ``metrics`` is a flat dict of JSON scalars (what lands in JUnit properties and tables);
     ``tables`` holds row lists (e.g. the partial-label sweep); ``runs`` holds the fits
     the check made, keyed by a short name, as :meth:`FitResult.to_dict` output.
+    ``summary`` is what the summary table shows, filled by the check itself (see
+    :func:`table_summary`) so that the table knows no check's metric names; results saved
+    before it existed load with an empty summary.
     """
 
     check: str
@@ -76,6 +80,7 @@ class CheckResult:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,3 +89,22 @@ class CheckResult:
     def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def key_metric(label: str, value: Any, format: str = "{}") -> dict[str, Any]:
+    """One key metric of a check for the summary table, shown as ``label`` then the value.
+
+    ``format`` is a :meth:`str.format` template applied to ``value`` (a list value is
+    spread over the template's fields), e.g. ``key_metric("slowdown", 3.1, "{:.2f}x")`` shows
+    ``slowdown 3.10x`` and ``key_metric("err", [0.05, 0.9], "{:.2f}->{:.2f}")`` ``err 0.05->0.90``.
+    """
+    return {"label": str(label), "value": value, "format": str(format)}
+
+
+def table_summary(*, train: float | None = None, test: float | None = None,
+                  epochs: int | None = None, key: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """A check's row in the summary table: train and test accuracy, epochs to fit, key metrics.
+
+    ``None`` leaves a column empty; ``key`` holds :func:`key_metric` entries.
+    """
+    return {"train": train, "test": test, "epochs": epochs, "key": [dict(k) for k in key]}

@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import DataError, DeviceError
-from .results import CheckResult
+from .errors import DataError, DeviceError, InputTypeError, SettingsError
+from .results import CheckResult, key_metric, table_summary
+from .validate import require_training_examples
 
 # Rows of the (never materialized) n x n triangular matrix handled at once: bounds memory to
 # _BLOCK * n float64 values, so n = 50,000 needs about 400 MB rather than 20 GB.
@@ -365,15 +366,23 @@ def _kernel(a: torch.Tensor, b: torch.Tensor, kernel: str, bandwidth: float | No
 
 
 def _check_options(kernel: str, bandwidth: float | None, jitter: float, solver: str) -> None:
+    """SettingsError (or InputTypeError for a non-number) naming the option, its value and what is allowed."""
     if kernel not in ("rbf", "linear"):
-        raise ValueError(f"kernel: {kernel!r} is not supported (use 'rbf' or 'linear')")
+        raise SettingsError(f"kernel: {kernel!r} is not supported; allowed: 'rbf', 'linear'")
     if solver not in ("auto", "cholesky"):
-        raise ValueError(f"solver: {solver!r} is not supported (use 'auto' or 'cholesky')")
-    if isinstance(jitter, bool) or not (isinstance(jitter, (int, float)) and math.isfinite(jitter) and jitter >= 0):
-        raise ValueError(f"jitter: need a finite number >= 0, got {jitter!r}")
-    if bandwidth is not None and (isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float))
-                                  or not (math.isfinite(bandwidth) and bandwidth > 0)):
-        raise ValueError(f"bandwidth: need a finite number > 0 (or None for the median heuristic), got {bandwidth!r}")
+        raise SettingsError(f"solver: {solver!r} is not supported; allowed: 'auto', 'cholesky'")
+    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)):
+        raise InputTypeError(f"jitter: need a finite number >= 0, got {type(jitter).__name__} {jitter!r}")
+    if not (math.isfinite(jitter) and jitter >= 0):
+        raise SettingsError(f"jitter: need a finite number >= 0, got {jitter!r}")
+    if bandwidth is None:
+        return
+    if isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float)):
+        raise InputTypeError(f"bandwidth: need a finite number > 0 (or None for the median heuristic), "
+                             f"got {type(bandwidth).__name__} {bandwidth!r}")
+    if not (math.isfinite(bandwidth) and bandwidth > 0):
+        raise SettingsError(f"bandwidth: need a finite number > 0 (or None for the median heuristic), "
+                            f"got {bandwidth!r}")
 
 
 def _oom(n: int, dev: torch.device, dtype: torch.dtype) -> DeviceError:
@@ -401,7 +410,8 @@ class KernelInterpolant:
         _check_options(kernel, bandwidth, jitter, solver)
         self.device = _resolve_device(device)
         if dtype not in (torch.float64, torch.float32) or (dtype == torch.float32 and self.device.type != "cuda"):
-            raise ValueError(f"dtype: need torch.float64 (float32 only on CUDA), got {dtype} on {self.device}")
+            raise SettingsError(f"dtype: got {dtype} on {self.device}; allowed: torch.float64, or torch.float32 "
+                                "on CUDA only")
         self.x = _as_features(train_x, "train_x", dtype, self.device)
         self.kernel, self.jitter, self.dtype = kernel, float(jitter), dtype
         if kernel == "rbf" and bandwidth is None:
@@ -476,7 +486,7 @@ class KernelInterpolant:
         """Fit several labellings of the same points (e.g. true and random) in one multi-column solve."""
         started = time.perf_counter()
         if (test_x is None) != (test_y is None):
-            raise ValueError("test_x, test_y: give both or neither")
+            raise DataError("test_x, test_y: give both or neither (got only one of them)")
         n = len(self.x)
         labels = {name: _as_labels(y, n, f"train_y[{name!r}]" if len(label_sets) > 1 else "train_y", self.device)
                   for name, y in label_sets.items()}
@@ -523,7 +533,7 @@ def kernel_interpolate(train_x: Any, train_y: Any, test_x: Any = None, test_y: A
     is nonsingular, the RKHS norm is sqrt(trace(alpha^T K alpha)).
     """
     if (test_x is None) != (test_y is None):
-        raise ValueError("test_x, test_y: give both or neither")
+        raise DataError("test_x, test_y: give both or neither (got only one of them)")
     _check_options(kernel, bandwidth, jitter, solver)
     n = len(_as_features(train_x, "train_x", torch.float64, torch.device("cpu")))
     _as_labels(train_y, n, "train_y", torch.device("cpu"))  # fail before the O(n^2) work
@@ -533,19 +543,6 @@ def kernel_interpolate(train_x: Any, train_y: Any, test_x: Any = None, test_y: A
 
 
 # --------------------------------------------------------------------------- check
-
-
-def require_training_examples(data: Any) -> int:
-    """Number of training examples; DataError (naming ``data``) when none or any is NaN/inf."""
-    total = len(data.train_x)
-    if total == 0:
-        raise DataError(f"data: the training split of {getattr(data, 'name', 'the dataset')!r} is empty")
-    finite = torch.isfinite(data.train_x.reshape(total, -1)).all(1)
-    if not finite.all():
-        bad = torch.nonzero(~finite).flatten()
-        raise DataError(f"data: {len(bad)} training example(s) hold NaN/inf values, e.g. indices "
-                        f"{bad[:10].tolist()}; the inputs must be finite")
-    return total
 
 
 def _distinct_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -596,4 +593,6 @@ def check_expressivity(model_factory: Any, data: Any, settings: Any, cache: Any 
                f"{user_params / info.num_weights:.1f}x the 2n + d = {info.num_weights} of one network")
     return CheckResult(check="expressivity", passed=passed,
                        criterion="Theorem 1 construction reproduces random labels exactly (accuracy 1.0)",
-                       message=message, metrics=metrics, seconds=time.perf_counter() - started)
+                       message=message, metrics=metrics, seconds=time.perf_counter() - started,
+                       summary=table_summary(train=accuracy,
+                                             key=[key_metric("residual", info.residual, "{:.1e}")]))

@@ -196,6 +196,7 @@ def _settings(**kw):
 
 def test_check_capacity_reports_and_shares_the_full_fit_with_the_cache(oracle, digits):
     from rethink_checks.checks import RunCache
+    from rethink_checks.run_cache import run_key
 
     oracle.capacity = 80
     cache = RunCache()
@@ -207,9 +208,13 @@ def test_check_capacity_reports_and_shares_the_full_fit_with_the_cache(oracle, d
     json.dumps(result.to_dict())
     key = ("random_labels", 1.0, _settings(capacity_precision=0.1).key())
     assert key in cache and not cache[key].fitted
+    assert key == run_key("random_labels", 1.0, _settings(capacity_precision=0.1))
+    assert (cache.hits, cache.misses) == (0, 1)  # the full-set fit was trained and stored
+    assert result.summary["key"] == [{"label": "n*", "value": m["n_star"], "format": "{}"}]
     calls = len(oracle.calls)
     again = check_capacity(_factory, digits, _settings(min_capacity=50, capacity_precision=0.1), cache)
     assert again.passed and again.tables["fits"][0]["reused"]
+    assert (cache.hits, cache.misses) == (1, 1)  # the cache counted its own reuse
     assert len(oracle.calls) - calls == again.metrics["fits"] == len(again.tables["fits"]) - 1
 
 

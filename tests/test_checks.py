@@ -125,6 +125,29 @@ def test_slowdown_reuses_every_cached_fit(ran):
     assert res.passed == (res.metrics["slowdown.max"] <= 10.0)
 
 
+def test_the_cache_counted_every_reuse(ran):
+    # trained: true labels, the four randomizations, p=0.5; reused: p=0 and p=1, all of slowdown
+    assert (ran["cache"].misses, ran["cache"].hits) == (6, 7)
+
+
+def test_each_check_fills_its_summary_table_row(ran):
+    """The summary table reads only CheckResult.summary; each check says what its row shows."""
+    from rethink_checks.report import format_table, item_entry
+
+    res = ran["results"]
+    for name in ["true_labels", *MEMORIZATION]:
+        m = res[name].metrics
+        assert res[name].summary == {"train": m["train_accuracy"], "test": m["test_accuracy"],
+                                     "epochs": m["epochs_to_fit"], "key": []}
+    slow, part = res["slowdown"].metrics, res["partial_labels"].metrics
+    assert res["slowdown"].summary["epochs"] == slow["epochs_to_fit.true_labels"]
+    rows = [item_entry(f"t::rethink[{n}]", "mlp", n, "passed", res[n])
+            for n in ("slowdown", "partial_labels")]
+    body = format_table(rows, legend=False).splitlines()[2:]
+    assert f"slowdown {slow['slowdown.max']:.2f}x" in body[0]
+    assert f"err {part['test_error@0']:.2f}->{part['test_error@1']:.2f}" in body[1]
+
+
 def test_slowdown_fails_when_ratio_exceeds_max(ran, digits, tiny, monkeypatch):
     counter = FitCounter(training.fit)
     monkeypatch.setattr(training, "fit", counter)
@@ -185,6 +208,9 @@ def regularized(digits, tiny):
 def test_regularizers_pass_reports_with_and_without(regularized):
     _, _, res = regularized
     m = res.metrics
+    assert (res.summary["train"], res.summary["test"]) == (m["train_accuracy_without"],
+                                                           m["test_accuracy_with"])
+    assert res.summary["key"] == [{"label": "gain", "value": m["gain"], "format": "{:+.3f}"}]
     assert m["gain"] == pytest.approx(m["test_accuracy_with"] - m["test_accuracy_without"])
     assert m["fitted_without"] is True
     assert "Dropout" in m["removed"] or "dropout" in m["removed"].lower()

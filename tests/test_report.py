@@ -11,10 +11,10 @@ from hypothesis import given, strategies as st
 from rethink_checks import report
 from rethink_checks.checks import CheckSettings
 from rethink_checks.errors import RethinkError
-from rethink_checks.report import (CompareFail, ReportError, compare_baseline, format_comparison,
+from rethink_checks.report import (BaselineStore, CompareFail, ReportError, compare_baseline, format_comparison,
                                    format_table, load_baseline, machine_id, parse_compare_fail,
                                    save_baseline, session_document, write_json)
-from rethink_checks.results import CheckResult
+from rethink_checks.results import CheckResult, key_metric, table_summary
 
 MACHINE = {"platform": "Linux-6", "system": "Linux", "machine": "x86_64", "python": "3.12",
            "cpu": "AMD EPYC 9654", "cpu_count": 2, "torch": "2.14.1", "cuda": None,
@@ -40,14 +40,18 @@ def doc_with(metrics_by_check, nodeid_prefix="test_m.py::rethink"):
 
 def test_table_has_one_row_per_item_verdicts_and_key_metrics():
     rows = [
-        {"model": "mlp", "check": "true_labels", "outcome": "passed",
-         "metrics": {"train_accuracy": 1.0, "test_accuracy": 0.93, "epochs_to_fit": 9}, "seconds": 2.0},
+        {"model": "mlp", "check": "true_labels", "outcome": "passed", "seconds": 2.0,
+         "metrics": {"train_accuracy": 1.0, "test_accuracy": 0.93, "epochs_to_fit": 9},
+         "summary": table_summary(train=1.0, test=0.93, epochs=9)},
         {"model": "mlp", "check": "slowdown", "outcome": "failed",
-         "metrics": {"slowdown.max": 12.345, "epochs_to_fit.true_labels": 9}},
+         "metrics": {"slowdown.max": 12.345, "epochs_to_fit.true_labels": 9},
+         "summary": table_summary(epochs=9, key=[key_metric("slowdown", 12.345, "{:.2f}x")])},
         {"model": "cnn", "check": "regularizers", "outcome": "passed",
-         "metrics": {"gain": 0.0312, "test_accuracy_with": 0.95, "train_accuracy_without": 1.0}},
+         "metrics": {"gain": 0.0312, "test_accuracy_with": 0.95, "train_accuracy_without": 1.0},
+         "summary": table_summary(train=1.0, test=0.95, key=[key_metric("gain", 0.0312, "{:+.3f}")])},
         {"model": "cnn", "check": "partial_labels", "outcome": "passed",
-         "metrics": {"test_error@0": 0.05, "test_error@1": 0.9, "test_error@0.5": 0.4}},
+         "metrics": {"test_error@0": 0.05, "test_error@1": 0.9, "test_error@0.5": 0.4},
+         "summary": table_summary(key=[key_metric("err", [0.05, 0.9], "{:.2f}->{:.2f}")])},
         {"model": "bad", "check": "true_labels", "outcome": "error", "metrics": {}},
         {"model": "x", "check": "gaussian", "outcome": "skipped", "metrics": {}},
     ]
@@ -78,13 +82,59 @@ def test_error_rows_show_the_start_of_their_message():
 
 def test_table_columns_line_up_and_legend_can_be_left_out():
     rows = [{"model": "a-very-long-model-name", "check": "gaussian", "outcome": "passed",
-             "metrics": {"train_accuracy": 0.995}},
+             "metrics": {"train_accuracy": 0.995}, "summary": table_summary(train=0.995)},
             {"model": "m", "check": "random_labels", "outcome": "failed", "metrics": {}}]
     text = format_table(rows, legend=False)
     assert "legend" not in text
     lines = text.splitlines()
     starts = {line.index(word) for line, word in zip(lines[2:], ["gaussian", "random_labels"])}
     assert len(starts) == 1  # the check column starts at the same offset in every row
+
+
+def test_table_reads_only_the_summary_and_knows_no_check_by_name():
+    rows = [{"model": "m", "check": "my_new_check", "outcome": "passed", "seconds": 0.25,
+             "summary": table_summary(train=0.5, epochs=3,
+                                      key=[key_metric("width", 12), key_metric("ratio", 0.5, "{:.0%}")])},
+            {"model": "m", "check": "slowdown", "outcome": "passed",
+             "metrics": {"slowdown.max": 2.0, "train_accuracy": 1.0}}]
+    first, second = format_table(rows, legend=False).splitlines()[2:]
+    assert first.split() == ["m", "my_new_check", "PASS", "0.500", "-", "3", "width", "12,",
+                             "ratio", "50%", "0.2"]
+    assert second.split() == ["m", "slowdown", "PASS", "-", "-", "-", "-"]  # metrics alone: nothing
+
+
+@pytest.mark.parametrize("entry, text", [
+    (key_metric("n*", 1000), "n* 1000"),
+    (key_metric("residual", 1.5e-9, "{:.1e}"), "residual 1.5e-09"),
+    (key_metric("err", [0.05, 0.9], "{:.2f}->{:.2f}"), "err 0.05->0.90"),
+    (key_metric("gain", None, "{:+.3f}"), "gain None"),  # a template that cannot format: as is
+    (key_metric("err", [0.1], "{:.2f}->{:.2f}"), "err [0.1]"),
+    ({"label": "x", "value": 2, "format": "{missing}"}, "x 2"),
+])
+def test_format_key_metric(entry, text):
+    assert report.format_key_metric(entry) == text
+
+
+def test_summary_travels_in_the_item_entry_and_through_json():
+    res = result("random_labels")
+    res.summary = table_summary(train=1.0, test=0.1, epochs=8,
+                                key=[key_metric("slowdown", 3.0, "{:.2f}x")])
+    again = CheckResult.from_dict(json.loads(json.dumps(res.to_dict())))
+    assert again.summary == res.summary
+    entry = report.item_entry("m::rethink[random_labels]", "m", "random_labels", "passed", again)
+    assert entry["summary"]["key"][0]["label"] == "slowdown"
+    assert "slowdown 3.00x" in format_table([entry], legend=False)
+    doc = session_document([entry], machine=MACHINE)
+    assert doc["items"][0]["summary"] == res.summary
+
+
+def test_results_saved_before_the_summary_still_load():
+    old = result().to_dict()
+    del old["summary"]
+    loaded = CheckResult.from_dict(old)
+    assert loaded.summary == {} and loaded.metrics["epochs_to_fit"] == 8
+    assert format_table([report.item_entry("n", "m", "true_labels", "passed", loaded)],
+                        legend=False).splitlines()[2].split()[3:6] == ["-", "-", "-"]
 
 
 # ---------------------------------------------------------------- session document
@@ -158,6 +208,35 @@ def test_missing_baseline_lists_what_is_stored(tmp_path):
         load_baseline("other", root=tmp_path, machine=machine_id(MACHINE))
     with pytest.raises(ReportError, match="stored for this machine: none"):
         load_baseline(root=tmp_path / "empty", machine="m")
+
+
+def test_baseline_store_owns_the_layout_and_lists_what_it_holds(tmp_path):
+    store = BaselineStore(tmp_path / ".rethink")
+    assert store.list("m") == [] and store.folder("m") == tmp_path / ".rethink" / "m"
+    first = store.save(doc_with({"true_labels": {}}), "a", machine="m")
+    second = store.save(doc_with({"true_labels": {"epochs_to_fit": 3}}), "b", machine="m")
+    assert [(s.number, s.name, s.path) for s in store.list("m")] == [(1, "a", first), (2, "b", second)]
+    assert store.find(machine="m") == second and store.find("a", machine="m") == first
+    assert store.load("0002", machine="m")["items"][0]["metrics"]["epochs_to_fit"] == 3
+    assert save_baseline(doc_with({}), "c", root=tmp_path / ".rethink", machine="m").name == "0003_c.json"
+
+
+def test_a_baseline_written_by_the_single_module_version_still_loads(tmp_path):
+    """The layout and schema did not change with the split: a hand-written old file loads."""
+    folder = tmp_path / machine_id(MACHINE)
+    folder.mkdir()
+    old = {"schema": 1, "version": "0.1.0", "created": "2026-11-27T10:00:00+00:00",
+           "machine": MACHINE, "settings": {}, "seed": 0, "data": "digits",
+           "machine_id": machine_id(MACHINE),
+           "items": [{"nodeid": "test_m.py::rethink[true_labels]", "model": "mlp", "check": "true_labels",
+                      "outcome": "passed", "criterion": "", "message": "", "seconds": 1.0,
+                      "metrics": {"test_accuracy": 0.9}, "tables": {}, "curves": {}}]}
+    (folder / "0007_old.json").write_text(json.dumps(old))
+    loaded = BaselineStore(tmp_path).load("old", machine=machine_id(MACHINE))
+    rows, failures = compare_baseline(doc_with({"true_labels": {"test_accuracy": 0.5}}), loaded,
+                                      ["true_labels.test_accuracy:0.1"])
+    assert failures and rows[0]["baseline"] == 0.9
+    assert BaselineStore(tmp_path).save(doc_with({}), "new").name == "0008_new.json"
 
 
 @pytest.mark.parametrize("name", ["", "../up", "with space", "-dash", None])

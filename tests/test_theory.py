@@ -13,8 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 from rethink_checks import theory
 from rethink_checks.data import load_digits
-from rethink_checks.errors import DataError
-from rethink_checks.theory import (TwoLayerReLU, check_expressivity, kernel_interpolate,
+from rethink_checks.errors import DataError, InputTypeError, RethinkError, SettingsError
+from rethink_checks.theory import (KernelInterpolant, TwoLayerReLU, check_expressivity, kernel_interpolate,
                                    theorem1_classifier, theorem1_network)
 
 
@@ -275,18 +275,25 @@ def test_jitter_regularizes_but_keeps_fit(digits):
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(bandwidth=0.0), ValueError, "bandwidth: need a finite number > 0"),
-    (dict(bandwidth=-1.0), ValueError, "bandwidth"),
-    (dict(bandwidth=float("nan")), ValueError, "bandwidth"),
-    (dict(kernel="poly"), ValueError, "kernel: 'poly'"),
-    (dict(jitter=-1.0), ValueError, "jitter"),
-    (dict(dtype=torch.float32, device="cpu"), ValueError, "dtype"),
+    (dict(bandwidth=0.0), SettingsError, r"bandwidth: need a finite number > 0 .*got 0\.0"),
+    (dict(bandwidth=-1.0), SettingsError, "bandwidth"),
+    (dict(bandwidth=float("nan")), SettingsError, "bandwidth.*nan"),
+    (dict(bandwidth="wide"), InputTypeError, "bandwidth: .*got str 'wide'"),
+    (dict(kernel="poly"), SettingsError, "kernel: 'poly' is not supported; allowed: 'rbf', 'linear'"),
+    (dict(solver="qr"), SettingsError, "solver: 'qr' is not supported; allowed: 'auto', 'cholesky'"),
+    (dict(jitter=-1.0), SettingsError, "jitter: need a finite number >= 0, got -1.0"),
+    (dict(jitter=True), InputTypeError, "jitter: .*got bool True"),
+    (dict(dtype=torch.float32, device="cpu"), SettingsError,
+     "dtype: got torch.float32 on cpu; allowed: torch.float64, or torch.float32 on CUDA only"),
     (dict(num_classes=2), DataError, "num_classes: 2"),
 ])
 def test_kernel_bad_options(kwargs, exc, match):
+    """Bad options raise the library's errors (still the builtin that fits) naming the option."""
     x, y = torch.rand(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
-    with pytest.raises(exc, match=match):
+    with pytest.raises(exc, match=match) as err:
         kernel_interpolate(x, y, **{"device": "cpu", **kwargs})
+    assert isinstance(err.value, RethinkError)
+    assert isinstance(err.value, TypeError if exc is InputTypeError else ValueError)
 
 
 def test_kernel_bad_data():
@@ -305,8 +312,10 @@ def test_kernel_bad_data():
         kernel_interpolate(x, y.float(), device="cpu")
     with pytest.raises(DataError, match="test_x: 2 features"):
         kernel_interpolate(x, y, torch.rand(6, 2), y, device="cpu")
-    with pytest.raises(ValueError, match="test_x, test_y: give both"):
+    with pytest.raises(DataError, match="test_x, test_y: give both"):
         kernel_interpolate(x, y, x, device="cpu")
+    with pytest.raises(DataError, match="test_x, test_y: give both"):
+        KernelInterpolant(x, device="cpu").interpolate_many({"y": y}, test_y=y)
 
 
 @pytest.mark.gpu
@@ -331,6 +340,8 @@ def test_check_expressivity_on_digits(digits):
     assert m["theorem1_weights_total"] == 10 * (2 * 300 + 64)
     assert m["num_parameters"] == 650 and m["params_ratio"] == pytest.approx(650 / 664)
     assert result.check == "expressivity" and "random labels" in result.message
+    assert result.summary["train"] == 1.0 and result.summary["key"] == [
+        {"label": "residual", "value": m["residual"], "format": "{:.1e}"}]
     import json
     json.dumps(result.to_dict())  # plain JSON scalars only
 
