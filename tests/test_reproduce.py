@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rethink_checks import reproduce, reproduce_runs
-from rethink_checks.paper import FIGURE1A, MODEL_NAMES, PAPER_TABLE1, VARIANTS
-from rethink_checks.reproduce import main
-from rethink_checks.reproduce_runs import DEFAULT_P, ROW_GROUPS, RunSpec, make_plan
+from rethink_checks.reproduce import (DEFAULT_P, FIGURE1A, MODEL_NAMES, PAPER_TABLE1, ROW_GROUPS,
+                                      VARIANTS, RunSpec, make_plan)
+from rethink_checks.reproduce import cli, inputs, runs
+from rethink_checks.reproduce.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The CPU-scaled reproduction: digits (whitened, 300 training images), Figure 1 on MLP 1x512,
@@ -43,10 +43,10 @@ def counted(monkeypatch):
     """Replace training by a counter that returns a finished fake run."""
     calls: list[RunSpec] = []
 
-    def fake(spec, dataset, args, max_seconds, run_id):
+    def fake(spec, dataset, options, max_seconds, run_id):
         calls.append(spec)
         return _fake_fit_result()
-    monkeypatch.setattr(reproduce_runs, "train_one", fake)
+    monkeypatch.setattr(runs, "train_one", fake)
     return calls
 
 
@@ -144,23 +144,23 @@ def test_archives_and_folders_resolve_to_load_specs(tmp_path):
     archive = tmp_path / "cifar10-jpg.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src, arcname="cifar10-jpg")
-    assert reproduce.resolve_data(str(archive)) == (f"folder:{archive.resolve()}",
+    assert inputs.resolve_data(str(archive)) == (f"folder:{archive.resolve()}",
                                                     "CIFAR-10 (JPEG re-encoded)")
     # a folder holding the layout one level down, as unpacked archives do
-    assert reproduce.resolve_data(str(tmp_path / "src"))[0] == f"folder:{src}"
+    assert inputs.resolve_data(str(tmp_path / "src"))[0] == f"folder:{src}"
     (tmp_path / "py" / "cifar-10-batches-py").mkdir(parents=True)
-    assert reproduce.resolve_data(str(tmp_path / "py")) == (f"cifar10:{tmp_path / 'py'}",) * 2
+    assert inputs.resolve_data(str(tmp_path / "py")) == (f"cifar10:{tmp_path / 'py'}",) * 2
 
 
 def test_specs_pass_through_and_unknown_folders_are_refused(tmp_path):
-    assert reproduce.resolve_data("digits") == ("digits", "digits (8x8, per-image whitened)")
-    assert reproduce.resolve_data("digits,raw") == ("digits,raw",
+    assert inputs.resolve_data("digits") == ("digits", "digits (8x8, per-image whitened)")
+    assert inputs.resolve_data("digits,raw") == ("digits,raw",
                                                     "digits (8x8, raw pixels in [0, 1])")
-    assert reproduce.resolve_data("cifar10:/x")[0] == "cifar10:/x"
-    assert reproduce.resolve_data("cifar10:/x,paper")[0] == "cifar10:/x,paper"
+    assert inputs.resolve_data("cifar10:/x")[0] == "cifar10:/x"
+    assert inputs.resolve_data("cifar10:/x,paper")[0] == "cifar10:/x,paper"
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="train/ and"):
-        reproduce.resolve_data(str(tmp_path / "empty"))
+        inputs.resolve_data(str(tmp_path / "empty"))
 
 
 @pytest.mark.parametrize("option, size, have", [("--train-size", "5000", "1438"),
@@ -246,10 +246,10 @@ def test_committed_gpu_runs_keep_their_ids(tmp_path, counted, monkeypatch):
     (tmp_path / "runs").mkdir()
     for path in files:
         (tmp_path / "runs" / path.name).write_text(path.read_text())
-    def fake_prepare(args):
+    def fake_prepare(options):
         from rethink_checks.data import load_digits
         return load_digits().subset(30, seed=0), "folder:/gpu/cifar10-jpg.tar.gz", "CIFAR", True
-    monkeypatch.setattr(reproduce, "prepare_data", fake_prepare)
+    monkeypatch.setattr(cli, "prepare_data", fake_prepare)
     main(["--out", str(tmp_path), "--time-budget", "320", "--max-epochs", "100",
           "--rows", "figure1a,figure1bc,table1", "--p", "0,0.2,0.4,0.6,0.8,1.0",
           "--data", "unused", "--device", "cpu", "--figure-model", "inception",
@@ -288,12 +288,12 @@ def test_zero_time_budget_starts_no_run_and_still_reports(tmp_path, counted):
 def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
     seen = []
 
-    def flaky(spec, dataset, args, max_seconds, run_id):
+    def flaky(spec, dataset, options, max_seconds, run_id):
         seen.append(spec.randomization)
         if spec.randomization == "gaussian":
             raise RuntimeError("boom")
         return _fake_fit_result()
-    monkeypatch.setattr(reproduce_runs, "train_one", flaky)
+    monkeypatch.setattr(runs, "train_one", flaky)
     code = main(["--data", "digits", "--out", str(tmp_path), "--rows", "figure1a",
                  "--figure-model", "mlp1x512", "--quiet"])
     assert code == 1 and len(seen) == len(FIGURE1A)
