@@ -25,9 +25,12 @@ class OptionError(ValueError):
 def is_spec(data: str) -> bool:
     """Whether ``data`` is meant as a data spec rather than a path.
 
-    A known kind before ``:`` or ``,`` (any case) is a spec; so is any ``WORD:...`` that names
-    no existing file, so that ``bogus:x`` is refused by :func:`parse_spec` like everywhere else.
+    A known kind before ``:`` or ``,`` (any case) is a spec; so are a blank value and any
+    ``WORD:...`` that names no existing file, so that ``bogus:x`` and ``""`` are refused by
+    :func:`parse_spec` as everywhere else.
     """
+    if not data.strip():
+        return True
     head = re.split(r"[:,]", data.strip(), maxsplit=1)[0].strip().lower()
     if head in SPEC_OPTIONS:
         return True
