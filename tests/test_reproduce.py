@@ -17,6 +17,7 @@ from rethink_checks.reproduce import (DEFAULT_P, FIGURE1A, MODEL_NAMES, PAPER_TA
                                       VARIANTS, RunSpec, make_plan)
 from rethink_checks.reproduce import cli, inputs, runs
 from rethink_checks.reproduce.cli import main
+from rethink_checks.reproduce.cli import parse_options as parse_options_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The CPU-scaled reproduction: digits (whitened, 300 training images), Figure 1 on MLP 1x512,
@@ -136,6 +137,45 @@ def test_run_ids_change_with_the_settings_and_stay_readable():
 
 
 # ------------------------------------------------------------------------------ data
+
+def test_options_are_typed_and_frozen_and_argparse_stays_in_cli(tmp_path):
+    import dataclasses
+    import inspect
+
+    from rethink_checks.reproduce import ReproduceOptions, common_settings, parse_options, prepare_data
+    from rethink_checks.reproduce import options as options_mod, report
+
+    opts = parse_options(["--data", "DIGITS", "--out", str(tmp_path), "--p", "0.5,0",
+                          "--models", "mlp1x512", "--train-size", "30"])
+    assert isinstance(opts, ReproduceOptions) and opts.p == (0.0, 0.5)
+    assert opts.models == ("mlp1x512",) and opts.out == tmp_path and opts.train_size == 30
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.seed = 1  # type: ignore[misc]
+    # the library takes options built in Python just as well, and sees the same settings
+    direct = ReproduceOptions(data="DIGITS", out=tmp_path, p=(0.0, 0.5), models=("mlp1x512",),
+                              train_size=30)
+    assert direct == opts
+    dataset, spec, label, paper = prepare_data(direct)
+    assert len(dataset.train_x) == 30 and spec == "DIGITS" and not paper
+    assert set(common_settings(direct, spec, paper)) == {
+        "data", "train_size", "test_size", "max_epochs", "target_accuracy", "batch_size", "lr",
+        "lr_decay", "paper_preprocess", "seed"}
+    for module in (runs, report, inputs, options_mod):
+        assert "import argparse" not in inspect.getsource(module), module.__name__
+        for name, func in inspect.getmembers(module, inspect.isfunction):
+            annotations = " ".join(map(str, func.__annotations__.values()))
+            assert "Namespace" not in annotations, f"{module.__name__}.{name}"
+
+
+def test_data_specs_are_checked_when_the_arguments_are_parsed(tmp_path, capsys):
+    for bad, needle in (("mnist:", "'mnist' needs a root"), ("bogus:x", "unknown source 'bogus'"),
+                        ("digits,whiten", "option 'whiten' is not allowed for 'digits'")):
+        with pytest.raises(SystemExit) as exc:
+            parse_options_cli(["--data", bad, "--out", str(tmp_path)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --data: spec=" in err and needle in err
+
 
 def test_archives_and_folders_resolve_to_load_specs(tmp_path):
     src = tmp_path / "src" / "cifar10-jpg"
