@@ -11,7 +11,6 @@ FAIL). torch and rethink_checks are imported only when an item runs or is collec
 from __future__ import annotations
 
 import inspect
-import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,23 +185,27 @@ def split_config(config: Any) -> tuple[dict[str, Any], tuple[str, ...] | None]:
     return mapping, (tuple(checks) if checks is not None else None)
 
 
-SPEC_PATTERN = re.compile(r"^(digits(,\s*raw)?|(cifar10|mnist|folder):.+)$")
-
-
 def data_spec(obj: Any, default: str) -> Any:
-    """The data spec or Dataset to use: the ``rethink_data`` fixture's value, else ``default``."""
+    """The data spec or Dataset to use: the ``rethink_data`` fixture's value, else ``default``.
+
+    A string must pass :func:`rethink_checks.specs.parse_spec`, as ``--rethink-data`` must.
+    """
     from rethink_checks.data import Dataset
     from rethink_checks.errors import DataError
+    from rethink_checks.specs import SPEC_FORMS, parse_spec
 
     if obj is None:
         return default
     if isinstance(obj, Dataset):
         return obj
-    if isinstance(obj, str) and SPEC_PATTERN.match(obj):
+    if isinstance(obj, str):
+        try:
+            parse_spec(obj)
+        except DataError as exc:
+            raise DataError(f"the rethink_data fixture returned {obj!r}: {exc}") from None
         return obj
     raise DataError(f"the rethink_data fixture returned {obj!r}; expected a "
-                    "rethink_checks.data.Dataset or a spec: digits | digits,raw | cifar10:ROOT "
-                    "| mnist:ROOT | folder:ROOT")
+                    f"rethink_checks.data.Dataset or a data spec: {SPEC_FORMS}")
 
 
 # ---------------------------------------------------------------- running one item

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,11 +21,12 @@ import torch
 
 from .errors import DataError, InputTypeError
 from .imagefolder import IMAGE_EXTENSIONS, default_cache_dir, read_image_folder
+from .specs import SPEC_OPTIONS, DataSpec, parse_spec
 
 __all__ = [
     "Dataset", "from_tensors", "from_arrays", "paper_preprocess", "DIGITS_FIT_DEFAULTS",
     "load_digits", "load_cifar10", "load_mnist", "load_image_folder", "default_cache_dir",
-    "IMAGE_EXTENSIONS", "SPEC_OPTIONS", "load",
+    "IMAGE_EXTENSIONS", "SPEC_OPTIONS", "DataSpec", "parse_spec", "load",
 ]
 
 
@@ -337,7 +337,8 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(raw) - offset != math.prod(dims):
         raise DataError(f"load_mnist: {path} holds {len(raw) - offset} bytes of data but its header says "
                         f"{dims} ({math.prod(dims)} values); the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+    # a bytearray, not the immutable bytes: torch.from_numpy warns on read-only buffers
+    return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=offset).reshape(dims)
 
 
 def load_mnist(root: str | os.PathLike, download: bool = False) -> Dataset:
@@ -381,50 +382,16 @@ def load_image_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | No
 
 # --------------------------------------------------------------------------- spec strings
 
-#: Spec kinds and the options each accepts after a comma.
-SPEC_OPTIONS: dict[str, tuple[str, ...]] = {
-    "digits": ("raw",), "cifar10": ("paper", "download"), "mnist": ("download",), "folder": ("paper",),
-}
-
-
-def _parse_spec(spec: str) -> tuple[str, str, set[str]]:
-    """Split ``KIND[:ROOT][,OPTION...]`` into kind, root and options."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise DataError(f"spec={spec!r} is not allowed; expected one of 'digits', 'cifar10:ROOT', "
-                        "'mnist:ROOT', 'folder:ROOT' (options: ',paper', ',download')")
-    head, sep, rest = spec.strip().partition(":")
-    kind = head.strip().lower()
-    if not sep and "," in kind:
-        kind, _, rest = spec.strip().partition(",")
-        rest = "," + rest
-    if kind not in SPEC_OPTIONS:
-        raise DataError(f"spec={spec!r}: unknown source {kind!r}; allowed: {', '.join(SPEC_OPTIONS)}")
-    options: set[str] = set()
-    while "," in rest:
-        path, _, tail = rest.rpartition(",")
-        word = tail.strip().lower()
-        if not re.fullmatch(r"[a-z_]+", word):
-            break
-        if word not in SPEC_OPTIONS[kind]:
-            allowed = ", ".join(SPEC_OPTIONS[kind]) or "none"
-            raise DataError(f"spec={spec!r}: option {word!r} is not allowed for {kind!r}; allowed: {allowed}")
-        options.add(word)
-        rest = path
-    return kind, rest.strip(), options
-
-
-def load(spec: str) -> Dataset:
+def load(spec: str | DataSpec) -> Dataset:
     """Load a dataset from a spec: ``digits``, ``cifar10:ROOT[,paper][,download]``,
-    ``mnist:ROOT[,download]``, ``folder:ROOT[,paper]`` (ROOT may be a .tar.gz)."""
-    kind, root, options = _parse_spec(spec)
+    ``mnist:ROOT[,download]``, ``folder:ROOT[,paper]`` (ROOT may be a .tar.gz); the grammar
+    is :func:`parse_spec`'s, shared with the plugin and the reproduction command."""
+    parsed = spec if isinstance(spec, DataSpec) else parse_spec(spec)
+    kind, root, options = parsed.kind, parsed.root, parsed.options
     if kind == "digits":
-        if root:
-            raise DataError(f"spec={spec!r}: 'digits' takes no root (it is bundled with scikit-learn)")
         if "raw" in options:
             return load_digits()
         return load_digits(whiten=True).replace(fit_defaults=dict(DIGITS_FIT_DEFAULTS))
-    if not root:
-        raise DataError(f"spec={spec!r}: {kind!r} needs a root, e.g. '{kind}:/path/to/data'")
     if kind == "cifar10":
         return load_cifar10(root, download="download" in options, paper_preprocessing="paper" in options)
     if kind == "mnist":

@@ -497,6 +497,28 @@ def test_mnist_layout(tmp_path, compress):
     assert torch.equal(d.test_y, torch.from_numpy(arrays["test_y"]))
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_loads_without_a_warning(tmp_path, compress):
+    """No "NumPy array is not writable" UserWarning: the idx bytes land in a writable buffer.
+
+    torch warns about that only once per process, so the load runs in a fresh interpreter.
+    """
+    import subprocess
+    import sys
+
+    write_mnist(tmp_path, compress)
+    stem = "train-images-idx3-ubyte" + (".gz" if compress else "")
+    assert data_mod._read_idx(tmp_path / "MNIST" / "raw" / stem).flags.writeable
+    code = ("import warnings; from rethink_checks.data import load_mnist\n"
+            "with warnings.catch_warnings():\n"
+            "    warnings.simplefilter('error')\n"
+            f"    d = load_mnist({str(tmp_path)!r})\n"
+            "assert d.train_x.shape == (5, 1, 28, 28)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr
+
+
 def test_mnist_missing_root_and_bad_file(tmp_path):
     with pytest.raises(DataError) as info:
         load_mnist(tmp_path / "m")

@@ -443,7 +443,7 @@ def rethink_data():
     (["--rethink-checks=true_labels,nope"], "unknown check(s) 'nope'; allowed: true_labels"),
     (["--rethink-max-epochs=0"], "--rethink-max-epochs: invalid value '0'; allowed: an integer >= 1"),
     (["--rethink-fit-threshold=2"], "allowed: a number in (0.0, 1.0]"),
-    (["--rethink-data=imagenet"], "allowed: digits, digits,raw, cifar10:ROOT[,paper], mnist:ROOT"),
+    (["--rethink-data=imagenet"], "unknown source 'imagenet'; allowed: digits, cifar10, mnist, folder"),
     (["--rethink-compare-fail=epochs"], "expected CHECK.METRIC:LIMIT"),
     (["--rethink-partial-levels=0,0.5,0.5"],
      "CheckSettings.partial_levels=(0.0, 0.5, 0.5) is invalid; allowed: distinct levels"),

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rethink_checks import reproduce, reproduce_runs
-from rethink_checks.paper import FIGURE1A, MODEL_NAMES, PAPER_TABLE1, VARIANTS
-from rethink_checks.reproduce import main
-from rethink_checks.reproduce_runs import DEFAULT_P, ROW_GROUPS, RunSpec, make_plan
+from rethink_checks.reproduce import (DEFAULT_P, FIGURE1A, MODEL_NAMES, PAPER_TABLE1, ROW_GROUPS,
+                                      VARIANTS, RunSpec, make_plan)
+from rethink_checks.reproduce import cli, inputs, runs
+from rethink_checks.reproduce.cli import main
+from rethink_checks.reproduce.cli import parse_options as parse_options_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The CPU-scaled reproduction: digits (whitened, 300 training images), Figure 1 on MLP 1x512,
@@ -43,10 +44,10 @@ def counted(monkeypatch):
     """Replace training by a counter that returns a finished fake run."""
     calls: list[RunSpec] = []
 
-    def fake(spec, dataset, args, max_seconds, run_id):
+    def fake(spec, dataset, options, max_seconds, run_id):
         calls.append(spec)
         return _fake_fit_result()
-    monkeypatch.setattr(reproduce_runs, "train_one", fake)
+    monkeypatch.setattr(runs, "train_one", fake)
     return calls
 
 
@@ -137,6 +138,45 @@ def test_run_ids_change_with_the_settings_and_stay_readable():
 
 # ------------------------------------------------------------------------------ data
 
+def test_options_are_typed_and_frozen_and_argparse_stays_in_cli(tmp_path):
+    import dataclasses
+    import inspect
+
+    from rethink_checks.reproduce import ReproduceOptions, common_settings, parse_options, prepare_data
+    from rethink_checks.reproduce import options as options_mod, report
+
+    opts = parse_options(["--data", "DIGITS", "--out", str(tmp_path), "--p", "0.5,0",
+                          "--models", "mlp1x512", "--train-size", "30"])
+    assert isinstance(opts, ReproduceOptions) and opts.p == (0.0, 0.5)
+    assert opts.models == ("mlp1x512",) and opts.out == tmp_path and opts.train_size == 30
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.seed = 1  # type: ignore[misc]
+    # the library takes options built in Python just as well, and sees the same settings
+    direct = ReproduceOptions(data="DIGITS", out=tmp_path, p=(0.0, 0.5), models=("mlp1x512",),
+                              train_size=30)
+    assert direct == opts
+    dataset, spec, label, paper = prepare_data(direct)
+    assert len(dataset.train_x) == 30 and spec == "DIGITS" and not paper
+    assert set(common_settings(direct, spec, paper)) == {
+        "data", "train_size", "test_size", "max_epochs", "target_accuracy", "batch_size", "lr",
+        "lr_decay", "paper_preprocess", "seed"}
+    for module in (runs, report, inputs, options_mod):
+        assert "import argparse" not in inspect.getsource(module), module.__name__
+        for name, func in inspect.getmembers(module, inspect.isfunction):
+            annotations = " ".join(map(str, func.__annotations__.values()))
+            assert "Namespace" not in annotations, f"{module.__name__}.{name}"
+
+
+def test_data_specs_are_checked_when_the_arguments_are_parsed(tmp_path, capsys):
+    for bad, needle in (("mnist:", "'mnist' needs a root"), ("bogus:x", "unknown source 'bogus'"),
+                        ("digits,whiten", "option 'whiten' is not allowed for 'digits'")):
+        with pytest.raises(SystemExit) as exc:
+            parse_options_cli(["--data", bad, "--out", str(tmp_path)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --data: spec=" in err and needle in err
+
+
 def test_archives_and_folders_resolve_to_load_specs(tmp_path):
     src = tmp_path / "src" / "cifar10-jpg"
     for split in ("train", "test"):
@@ -144,23 +184,23 @@ def test_archives_and_folders_resolve_to_load_specs(tmp_path):
     archive = tmp_path / "cifar10-jpg.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src, arcname="cifar10-jpg")
-    assert reproduce.resolve_data(str(archive)) == (f"folder:{archive.resolve()}",
+    assert inputs.resolve_data(str(archive)) == (f"folder:{archive.resolve()}",
                                                     "CIFAR-10 (JPEG re-encoded)")
     # a folder holding the layout one level down, as unpacked archives do
-    assert reproduce.resolve_data(str(tmp_path / "src"))[0] == f"folder:{src}"
+    assert inputs.resolve_data(str(tmp_path / "src"))[0] == f"folder:{src}"
     (tmp_path / "py" / "cifar-10-batches-py").mkdir(parents=True)
-    assert reproduce.resolve_data(str(tmp_path / "py")) == (f"cifar10:{tmp_path / 'py'}",) * 2
+    assert inputs.resolve_data(str(tmp_path / "py")) == (f"cifar10:{tmp_path / 'py'}",) * 2
 
 
 def test_specs_pass_through_and_unknown_folders_are_refused(tmp_path):
-    assert reproduce.resolve_data("digits") == ("digits", "digits (8x8, per-image whitened)")
-    assert reproduce.resolve_data("digits,raw") == ("digits,raw",
+    assert inputs.resolve_data("digits") == ("digits", "digits (8x8, per-image whitened)")
+    assert inputs.resolve_data("digits,raw") == ("digits,raw",
                                                     "digits (8x8, raw pixels in [0, 1])")
-    assert reproduce.resolve_data("cifar10:/x")[0] == "cifar10:/x"
-    assert reproduce.resolve_data("cifar10:/x,paper")[0] == "cifar10:/x,paper"
+    assert inputs.resolve_data("cifar10:/x")[0] == "cifar10:/x"
+    assert inputs.resolve_data("cifar10:/x,paper")[0] == "cifar10:/x,paper"
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="train/ and"):
-        reproduce.resolve_data(str(tmp_path / "empty"))
+        inputs.resolve_data(str(tmp_path / "empty"))
 
 
 @pytest.mark.parametrize("option, size, have", [("--train-size", "5000", "1438"),
@@ -246,10 +286,10 @@ def test_committed_gpu_runs_keep_their_ids(tmp_path, counted, monkeypatch):
     (tmp_path / "runs").mkdir()
     for path in files:
         (tmp_path / "runs" / path.name).write_text(path.read_text())
-    def fake_prepare(args):
+    def fake_prepare(options):
         from rethink_checks.data import load_digits
         return load_digits().subset(30, seed=0), "folder:/gpu/cifar10-jpg.tar.gz", "CIFAR", True
-    monkeypatch.setattr(reproduce, "prepare_data", fake_prepare)
+    monkeypatch.setattr(cli, "prepare_data", fake_prepare)
     main(["--out", str(tmp_path), "--time-budget", "320", "--max-epochs", "100",
           "--rows", "figure1a,figure1bc,table1", "--p", "0,0.2,0.4,0.6,0.8,1.0",
           "--data", "unused", "--device", "cpu", "--figure-model", "inception",
@@ -288,12 +328,12 @@ def test_zero_time_budget_starts_no_run_and_still_reports(tmp_path, counted):
 def test_a_failing_run_does_not_stop_the_others(tmp_path, monkeypatch):
     seen = []
 
-    def flaky(spec, dataset, args, max_seconds, run_id):
+    def flaky(spec, dataset, options, max_seconds, run_id):
         seen.append(spec.randomization)
         if spec.randomization == "gaussian":
             raise RuntimeError("boom")
         return _fake_fit_result()
-    monkeypatch.setattr(reproduce_runs, "train_one", flaky)
+    monkeypatch.setattr(runs, "train_one", flaky)
     code = main(["--data", "digits", "--out", str(tmp_path), "--rows", "figure1a",
                  "--figure-model", "mlp1x512", "--quiet"])
     assert code == 1 and len(seen) == len(FIGURE1A)

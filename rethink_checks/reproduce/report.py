@@ -5,7 +5,6 @@ Writes ``OUT/report.md``, ``OUT/report.json`` and the Figure 1 PNGs from the fin
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import os
@@ -13,16 +12,16 @@ import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
+from .options import ReproduceOptions
 from .paper import MODEL_LABELS, PAPER_TABLE1, PUBLIC_RERUN_STEPS, VARIANTS
-from .reproduce_runs import Plan, Record, RunSpec
+from .runs import Plan, Record, RunSpec
 
 DIFF_POINTS = 3.0          # flag Table 1 rows whose test accuracy differs by more than this
 
 
-
 def hardware() -> dict[str, str]:
     """CPU model, core count, GPU name, torch and Python versions (from report.machine_info)."""
-    from .report import machine_info
+    from ..report import machine_info
 
     info = machine_info()
     return {"cpu": f"{info['cpu']} ({info['cpu_count']} logical cores)",
@@ -168,23 +167,23 @@ def differences(t1: list[dict], f1a: list[dict], sweep: list[dict], records: dic
     return notes
 
 
-def setup_departures(args: argparse.Namespace, data_label: str) -> list[str]:
+def setup_departures(options: ReproduceOptions, data_label: str) -> list[str]:
     """Where this run's setup departs from the paper's, from the settings (causes to weigh)."""
     notes = []
     if "JPEG" in data_label:
         notes.append("Data: JPEG re-encoded CIFAR-10 (quality about 75, slightly smoother than "
                      "the original pixels).")
-    if args.figure_model != "inception":
-        notes.append(f"Figure 1 uses {MODEL_LABELS[args.figure_model]}, not small Inception.")
-    if args.batch_size != 128:
-        notes.append(f"Batch size {args.batch_size} (reproductions of the paper use 128).")
-    if args.lr is not None or args.lr_decay != 0.95:
-        notes.append(f"Learning-rate schedule changed: lr {args.lr or 'per model'}, "
-                     f"x{args.lr_decay:g} per epoch (paper: 0.1 / 0.01, x0.95).")
+    if options.figure_model != "inception":
+        notes.append(f"Figure 1 uses {MODEL_LABELS[options.figure_model]}, not small Inception.")
+    if options.batch_size != 128:
+        notes.append(f"Batch size {options.batch_size} (reproductions of the paper use 128).")
+    if options.lr is not None or options.lr_decay != 0.95:
+        notes.append(f"Learning-rate schedule changed: lr {options.lr or 'per model'}, "
+                     f"x{options.lr_decay:g} per epoch (paper: 0.1 / 0.01, x0.95).")
     notes.append("Stopping rule: 100% training accuracy or the epoch cap, for Table 1 too; the "
                  "paper does not say when its Table 1 numbers were taken.")
     notes.append("Not stated by the paper, chosen here: weight decay "
-                 f"{args.weight_decay:g}; 'random crop' also flips horizontally; batch norm "
+                 f"{options.weight_decay:g}; 'random crop' also flips horizontally; batch norm "
                  "without scale and shift (the paper's parameter count); on a GPU, bf16 autocast.")
     return notes
 
@@ -223,7 +222,7 @@ def part_seconds(plan: Plan, records: dict[RunSpec, Record]) -> dict[str, float]
 def draw_figures(plan: Plan, records: dict[RunSpec, Record], sweep: list[dict],
                  out: Path, title: str) -> tuple[list[Path], str]:
     """Figure 1 PNGs via rethink_checks.plots; returns (paths, reason they are missing)."""
-    from .results import FitResult
+    from ..results import FitResult
 
     runs = {name: FitResult.from_dict(records[spec].result) for name, spec in plan.figure1a.items()
             if spec in records and records[spec].result is not None}
@@ -231,7 +230,7 @@ def draw_figures(plan: Plan, records: dict[RunSpec, Record], sweep: list[dict],
     if not runs and not rows:
         return [], "no finished Figure 1 runs"
     try:
-        from . import plots
+        from .. import plots
         return [Path(p) for p in plots.figure1(runs, rows, out, title=title)], ""
     except Exception as exc:  # plotting is optional: the numbers are in the tables
         return [], f"{type(exc).__name__}: {exc}"
@@ -252,29 +251,29 @@ def _header(argv: Sequence[str], hw: dict[str, str], records: dict[RunSpec, Reco
     return L + [""]
 
 
-def _settings_section(args: argparse.Namespace, common: dict[str, Any], data_label: str,
+def _settings_section(options: ReproduceOptions, common: dict[str, Any], data_label: str,
                       dataset: Any) -> list[str]:
     """The data and every training setting, including the choices the paper leaves open."""
     pre = ("paper (28x28 centre crop, per-image whitening)" if common["paper_preprocess"]
            else "none added to the data as loaded")
-    lr = args.lr if args.lr else "per model (0.1 Inception, 0.01 AlexNet and MLPs)"
+    lr = options.lr if options.lr else "per model (0.1 Inception, 0.01 AlexNet and MLPs)"
     return ["## Data and settings", "",
             f"- data: {data_label}: {len(dataset.train_x)} training / {len(dataset.test_x)} "
             f"test images, input {tuple(dataset.input_shape)}, {dataset.num_classes} classes",
             f"- preprocessing: {pre}",
-            f"- SGD momentum 0.9, batch {args.batch_size}, learning rate {lr}, "
-            f"x{args.lr_decay:g} per epoch",
+            f"- SGD momentum 0.9, batch {options.batch_size}, learning rate {lr}, "
+            f"x{options.lr_decay:g} per epoch",
             "- stopping rule (every run, Table 1 included): stop when full-training-set "
-            f"accuracy (eval mode) reaches {args.target_accuracy:g}, or after "
-            f"{args.max_epochs} epochs; accuracies are those at the stop",
-            f"- weight decay for the 'weight decay' rows: {args.weight_decay:g} (the paper "
+            f"accuracy (eval mode) reaches {options.target_accuracy:g}, or after "
+            f"{options.max_epochs} epochs; accuracies are those at the stop",
+            f"- weight decay for the 'weight decay' rows: {options.weight_decay:g} (the paper "
             "states no value); random crop = FitConfig.augment (random crop with padding, "
             "plus horizontal flip)",
             "- randomizations: labels drawn once with the given seed (paper convention: the "
             "new label may equal the old one); test labels left true; gaussian noise with the "
             "training set's per-channel mean and std; shuffled pixels: one permutation for "
             "train and test alike",
-            f"- seed {args.seed}; figure model: {args.figure_model}",
+            f"- seed {options.seed}; figure model: {options.figure_model}",
             *_fit_defaults_note(dataset), ""]
 
 
@@ -345,33 +344,32 @@ def _timing_section(records: dict[RunSpec, Record], parts: dict[str, float], tot
             f"this invocation took {wall:.1f} s.", ""]
 
 
-def write_report(plan: Plan, records: dict[RunSpec, Record], args: argparse.Namespace,
-                 common: dict[str, Any], data_label: str, dataset: Any, argv: Sequence[str],
-                 wall: float) -> Path:
+def write_report(plan: Plan, records: dict[RunSpec, Record], options: ReproduceOptions,
+                 common: dict[str, Any], data_label: str, dataset: Any, wall: float) -> Path:
     """OUT/report.md (+ report.json, PNGs): ours beside the paper's, hardware, settings, times."""
     hw = hardware()
     t1, f1a = table1_rows(plan, records), figure1a_rows(plan, records)
     sweep = sweep_rows(plan, records)
-    figures, why = draw_figures(plan, records, sweep, args.out, MODEL_LABELS[args.figure_model])
-    full = (args.train_size is None and len(dataset.train_x) == 50000
-            and args.max_epochs >= 100 and "CIFAR" in data_label.upper())
+    figures, why = draw_figures(plan, records, sweep, options.out, MODEL_LABELS[options.figure_model])
+    full = (options.train_size is None and len(dataset.train_x) == 50000
+            and options.max_epochs >= 100 and "CIFAR" in data_label.upper())
     total = sum(rec.seconds for rec in records.values())
     parts = part_seconds(plan, records)
-    L = _header(argv, hw, records) + _settings_section(args, common, data_label, dataset)
+    L = _header(options.argv, hw, records) + _settings_section(options, common, data_label, dataset)
     L += _table1_section(t1)
-    L += _figure1_section(f1a, sweep, figures, why, args.out, args.figure_model)
+    L += _figure1_section(f1a, sweep, figures, why, options.out, options.figure_model)
     L += _timing_section(records, parts, total, wall)
     L += ["## Differences from the paper", ""]
-    L += [f"- {n}" for n in differences(t1, f1a, sweep, records, not full, args.target_accuracy)]
+    L += [f"- {n}" for n in differences(t1, f1a, sweep, records, not full, options.target_accuracy)]
     L += ["", "Setup choices that may explain differences:", ""]
-    L += [f"- {n}" for n in setup_departures(args, data_label)] + [""]
-    path = args.out / "report.md"
+    L += [f"- {n}" for n in setup_departures(options, data_label)] + [""]
+    path = options.out / "report.md"
     path.write_text("\n".join(L))
     summary = {"hardware": hw, "settings": common, "data": data_label, "table1": t1,
                "figure1a": f1a, "sweep": sweep, "total_seconds": total, "wall_seconds": wall,
                "part_seconds": parts,
                "runs": {r.run_id: {"status": r.status, "seconds": r.seconds, "error": r.error}
                         for r in records.values()}}
-    (args.out / "report.json").write_text(json.dumps(summary, indent=1, default=str))
+    (options.out / "report.json").write_text(json.dumps(summary, indent=1, default=str))
     return path
 

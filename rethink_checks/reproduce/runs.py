@@ -7,7 +7,6 @@ later invocation with the same settings loads it instead of training it again.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import json
@@ -19,14 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .options import ReproduceOptions
 from .paper import FIGURE1A, PAPER_TABLE1, VARIANTS
 
-DEFAULT_P = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-ROW_GROUPS = ("table1", "figure1a", "figure1bc")
-#: The paper states no weight-decay value; 5e-4 is the common CIFAR-10 choice (and CheckSettings').
-DEFAULT_WEIGHT_DECAY = 5e-4
 MIN_RUN_S = 5.0            # no run starts with less budget than this left (one epoch always runs)
-
 
 
 @dataclass(frozen=True)
@@ -102,7 +97,6 @@ def make_plan(rows: Sequence[str], table_rows: Sequence[str], models: Sequence[s
 
 
 
-
 @dataclass
 class Record:
     """One run's outcome: finished (maybe loaded from disk), cut by the budget, or skipped."""
@@ -154,41 +148,41 @@ def _progress(run_id: str, quiet: bool) -> Callable[[dict], None] | None:
     return show
 
 
-def train_one(spec: RunSpec, dataset: Any, args: argparse.Namespace,
+def train_one(spec: RunSpec, dataset: Any, options: ReproduceOptions,
               max_seconds: float | None, run_id: str) -> dict[str, Any]:
     """One fit() call with the paper's settings for ``spec``; returns FitResult.to_dict()."""
-    from . import models
-    from .corruptions import CorruptionSpec
-    from .training import FitConfig, fit
+    from .. import models
+    from ..corruptions import CorruptionSpec
+    from ..training import FitConfig, fit
 
     corruption = None
     if spec.randomization != "true_labels":
         label_p = spec.p if spec.randomization in ("partial_labels", "random_labels") else None
-        corruption = CorruptionSpec(spec.randomization, p=label_p, seed=args.seed)
-    config = FitConfig(lr=args.lr, lr_decay=args.lr_decay, batch_size=args.batch_size,
+        corruption = CorruptionSpec(spec.randomization, p=label_p, seed=options.seed)
+    config = FitConfig(lr=options.lr, lr_decay=options.lr_decay, batch_size=options.batch_size,
                        weight_decay=spec.weight_decay, augment=spec.augment,
-                       corruption=corruption, target_accuracy=args.target_accuracy,
-                       max_epochs=args.max_epochs, max_seconds=max_seconds, seed=args.seed,
-                       device=args.device, progress=_progress(run_id, args.quiet))
+                       corruption=corruption, target_accuracy=options.target_accuracy,
+                       max_epochs=options.max_epochs, max_seconds=max_seconds, seed=options.seed,
+                       device=options.device, progress=_progress(run_id, options.quiet))
     shape, classes = tuple(dataset.input_shape), dataset.num_classes
     result = fit(lambda: models.build(spec.model, shape, classes), dataset, config=config)
     return result.to_dict()
 
 
-def common_settings(args: argparse.Namespace, data_spec: str, paper_pre: bool) -> dict[str, Any]:
+def common_settings(options: ReproduceOptions, data_spec: str, paper_pre: bool) -> dict[str, Any]:
     """Settings shared by every run; part of each run id, so changing one retrains."""
     scheme, _, where = data_spec.rpartition(":")
     data_key = f"{scheme}:{Path(where).name}" if scheme else data_spec  # movable folders
-    return {"data": data_key, "train_size": args.train_size, "test_size": args.test_size,
-            "max_epochs": args.max_epochs, "target_accuracy": args.target_accuracy,
-            "batch_size": args.batch_size, "lr": args.lr, "lr_decay": args.lr_decay,
-            "paper_preprocess": paper_pre, "seed": args.seed}
+    return {"data": data_key, "train_size": options.train_size, "test_size": options.test_size,
+            "max_epochs": options.max_epochs, "target_accuracy": options.target_accuracy,
+            "batch_size": options.batch_size, "lr": options.lr, "lr_decay": options.lr_decay,
+            "paper_preprocess": paper_pre, "seed": options.seed}
 
 
-def run_plan(plan: Plan, dataset: Any, args: argparse.Namespace, common: dict[str, Any],
+def run_plan(plan: Plan, dataset: Any, options: ReproduceOptions, common: dict[str, Any],
              deadline: float | None) -> dict[RunSpec, Record]:
     """Train every planned run not already on disk, within the deadline."""
-    runs_dir = args.out / "runs"
+    runs_dir = options.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     records: dict[RunSpec, Record] = {}
     order = plan.order()
@@ -198,7 +192,7 @@ def run_plan(plan: Plan, dataset: Any, args: argparse.Namespace, common: dict[st
         old = _load_record(path, spec, run_id)
         if old is not None:
             records[spec] = old
-            if not args.quiet:
+            if not options.quiet:
                 print(f"[{i}/{len(order)}] {run_id}: finished earlier, kept", file=sys.stderr,
                       flush=True)
             continue
@@ -206,11 +200,11 @@ def run_plan(plan: Plan, dataset: Any, args: argparse.Namespace, common: dict[st
         if left is not None and left < MIN_RUN_S:
             records[spec] = Record(spec, run_id, "skipped")
             continue
-        if not args.quiet:
+        if not options.quiet:
             print(f"[{i}/{len(order)}] {run_id}", file=sys.stderr, flush=True)
         start = time.monotonic()
         try:
-            result = train_one(spec, dataset, args, left, run_id)
+            result = train_one(spec, dataset, options, left, run_id)
         except Exception as exc:  # one failing run must not take the others down
             print(f"[{run_id}] failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             records[spec] = Record(spec, run_id, "failed", seconds=time.monotonic() - start,
