@@ -8,7 +8,7 @@ value received and what is allowed.
 from __future__ import annotations
 
 __all__ = ["RethinkError", "DataError", "InputTypeError", "SettingsError", "ModelError",
-           "ModelNameError", "DeviceError"]
+           "ModelNameError", "DeviceError", "DataNotFoundError"]
 
 
 class RethinkError(Exception):
@@ -37,3 +37,7 @@ class ModelNameError(ModelError, ValueError):
 
 class DeviceError(RethinkError, RuntimeError):
     """The requested device is unavailable, or it ran out of memory."""
+
+
+class DataNotFoundError(RethinkError, FileNotFoundError):
+    """A data path names no file or folder, or a folder holds no dataset layout the library reads."""

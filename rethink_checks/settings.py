@@ -129,7 +129,7 @@ def _removals(value: Any) -> tuple[str, ...]:
 
     def item(name: Any) -> str:
         if name != "all" and name not in REMOVABLE:
-            raise ValueError(f"{name!r} is not one of them")
+            raise SettingsError(f"{name!r} is not one of them")
         return name
 
     names = set(v.as_tuple("FitConfig", "remove", value, item, allowed))
@@ -275,19 +275,19 @@ class CheckSettings:
 
 def _level(x: Any) -> float:
     if isinstance(x, bool):
-        raise ValueError(f"{x!r} is not a number")
+        raise SettingsError(f"{x!r} is not a number")
     try:
         level = float(x)
     except (TypeError, ValueError):
-        raise ValueError(f"{x!r} is not a number") from None
+        raise SettingsError(f"{x!r} is not a number") from None
     if math.isnan(level) or not 0.0 <= level <= 1.0:
-        raise ValueError(f"{x!r} is not in [0, 1]")
+        raise SettingsError(f"{x!r} is not in [0, 1]")
     return level
 
 
 def _regularizer(name: Any) -> str:
     if name not in REGULARIZERS:
-        raise ValueError(f"{name!r} is unknown")
+        raise SettingsError(f"{name!r} is unknown")
     return name
 
 

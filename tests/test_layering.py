@@ -15,9 +15,6 @@ PACKAGE = Path(rethink_checks.__file__).parent
 DELIBERATE = {
     # the module-level __getattr__ protocol: an unknown attribute must be an AttributeError
     ("__init__.py", "AttributeError"),
-    # reproduce.py (the CLI, owned elsewhere for now): a missing --data path; to become a
-    # RethinkError subclass when that module is next changed
-    ("reproduce.py", "FileNotFoundError"),
 }
 
 

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataNotFoundError
 from ..specs import SPEC_FORMS, SPEC_OPTIONS, parse_spec
 from .options import ReproduceOptions
 
@@ -53,7 +54,7 @@ def resolve_data(data: str) -> tuple[str, str]:
     """(``data.load`` spec, label for the report) for a spec, a folder or a .tar(.gz) of one.
 
     A spec is validated by :func:`parse_spec` (its DataError, a ValueError, propagates); a
-    path that is no usable file or folder raises FileNotFoundError.
+    path that is no usable file or folder raises DataNotFoundError (a FileNotFoundError).
     """
     label = "CIFAR-10 (JPEG re-encoded)" if "cifar10-jpg" in data else None
     if is_spec(data):
@@ -65,9 +66,9 @@ def resolve_data(data: str) -> tuple[str, str]:
     elif path.is_dir():
         spec = _folder_spec(path)
     else:
-        raise FileNotFoundError(f"{data!r} is no file or folder, nor a data spec ({SPEC_FORMS})")
+        raise DataNotFoundError(f"{data!r} is no file or folder, nor a data spec ({SPEC_FORMS})")
     if spec is None:
-        raise FileNotFoundError(f"{data!r}: found neither cifar-10-batches-py nor train/ and "
+        raise DataNotFoundError(f"{data!r}: found neither cifar-10-batches-py nor train/ and "
                                 "test/ class folders in it (or one level down)")
     return spec, label or spec
 
