@@ -41,6 +41,7 @@ def test_thresholds_accept_exactly_the_unit_interval_above_zero(value: float) ->
 @pytest.mark.parametrize("spec, ok", [
     ("digits", True), ("digits,raw", True), ("digits,whiten", False), ("cifar10:/data/c10", True), ("mnist:~/m", True), ("folder:x.tar.gz", True),
     ("cifar10", False), ("imagenet:/x", False), ("", False), ("folder:", False),
+    ("DIGITS", True), ("cifar10:/x,paper", True), ("mnist:", False), ("digits:/x", False),
 ])
 def test_data_specs(spec: str, ok: bool) -> None:
     parse = OPTIONS_BY_NAME["data"].parse
@@ -49,6 +50,18 @@ def test_data_specs(spec: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError):
             parse(spec)
+
+
+def test_a_refused_data_spec_is_a_usage_error_carrying_parse_specs_message() -> None:
+    from rethink_checks.errors import DataError
+    from rethink_checks.specs import parse_spec
+    from rethink_checks_pytest.options import _parse
+
+    with pytest.raises(DataError) as library:
+        parse_spec("mnist:/m,paper")
+    with pytest.raises(pytest.UsageError) as plugin:
+        _parse(OPTIONS_BY_NAME["data"], "mnist:/m,paper", "--rethink-data")
+    assert str(plugin.value) == f"--rethink-data: invalid value 'mnist:/m,paper': {library.value}"
 
 
 def test_settings_layers_keep_cli_over_ini_and_drop_plugin_only_options() -> None:

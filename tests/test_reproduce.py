@@ -167,6 +167,23 @@ def test_options_are_typed_and_frozen_and_argparse_stays_in_cli(tmp_path):
             assert "Namespace" not in annotations, f"{module.__name__}.{name}"
 
 
+@pytest.mark.parametrize("field, value, needle", [
+    ("models", ["vgg"], "['vgg'] is not allowed; allowed: a non-empty subset of inception"),
+    ("rows", [], "ReproduceOptions.rows=(): empty is not allowed"),
+    ("table_rows", ["dropout"], "['dropout'] is not allowed"),
+    ("p", [0.0, 1.5], "ReproduceOptions.p=(0.0, 1.5) is not allowed; allowed: one or more numbers"),
+    ("figure_model", "vgg", "ReproduceOptions.figure_model='vgg' is not allowed; allowed: inception"),
+    ("preprocess", "whiten", "allowed: auto, paper, none"),
+])
+def test_options_built_in_python_are_checked_like_the_command_line(field, value, needle):
+    from rethink_checks.errors import SettingsError
+    from rethink_checks.reproduce import ReproduceOptions
+
+    with pytest.raises(SettingsError) as info:
+        ReproduceOptions(data="digits", out=Path("o"), **{field: value})
+    assert needle in str(info.value)
+
+
 def test_data_specs_are_checked_when_the_arguments_are_parsed(tmp_path, capsys):
     for bad, needle in (("mnist:", "'mnist' needs a root"), ("bogus:x", "unknown source 'bogus'"),
                         ("digits,whiten", "option 'whiten' is not allowed for 'digits'")):

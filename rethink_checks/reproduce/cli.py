@@ -129,13 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     return ap
 
+
 def parse_options(argv: Sequence[str],
                   parser: argparse.ArgumentParser | None = None) -> ReproduceOptions:
     """The command line as a typed ReproduceOptions; argparse exits (code 2) on a bad value."""
     args = (parser or build_parser()).parse_args(list(argv))
     values = {f.name: getattr(args, f.name) for f in fields(ReproduceOptions) if f.name != "argv"}
-    for name in ("models", "rows", "table_rows", "p"):
-        values[name] = tuple(values[name])
     return ReproduceOptions(**values, argv=tuple(argv))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import SettingsError
 from .paper import MODEL_NAMES, VARIANTS
 
 DEFAULT_P = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -22,7 +23,8 @@ class ReproduceOptions:
     """Every setting of one reproduction; the defaults are the paper's (see docs/reproduction.md).
 
     ``data`` is a data spec (:func:`rethink_checks.specs.parse_spec`), a folder or a .tar.gz of
-    one; ``out`` receives ``runs/``, ``report.md``, ``report.json`` and the PNGs.
+    one; ``out`` receives ``runs/``, ``report.md``, ``report.json`` and the PNGs. Built
+    from Python, the values are checked as the command line checks them (SettingsError).
     """
 
     data: str
@@ -48,3 +50,25 @@ class ReproduceOptions:
     quiet: bool = False
     #: The command line that produced these options (quoted in the report's header).
     argv: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        """Lists become tuples and ``out`` a Path; a value the command line would refuse raises."""
+        set_ = object.__setattr__
+        set_(self, "out", Path(self.out))
+        for name, allowed in (("models", MODEL_NAMES), ("rows", ROW_GROUPS),
+                              ("table_rows", tuple(VARIANTS))):
+            value = tuple(getattr(self, name))
+            set_(self, name, value)
+            bad = [v for v in value if v not in allowed]
+            if not value or bad:
+                raise SettingsError(f"ReproduceOptions.{name}={value!r}: {bad or 'empty'} is not "
+                                    f"allowed; allowed: a non-empty subset of {', '.join(allowed)}")
+        set_(self, "p", tuple(self.p))
+        if not self.p or any(not 0.0 <= v <= 1.0 for v in self.p):
+            raise SettingsError(f"ReproduceOptions.p={self.p!r} is not allowed; "
+                                "allowed: one or more numbers in [0, 1]")
+        for name, allowed in (("figure_model", MODEL_NAMES), ("preprocess", PREPROCESS_CHOICES)):
+            if getattr(self, name) not in allowed:
+                raise SettingsError(f"ReproduceOptions.{name}={getattr(self, name)!r} is not "
+                                    f"allowed; allowed: {', '.join(allowed)}")
+        set_(self, "argv", tuple(self.argv))
