@@ -2,7 +2,10 @@
 
 Every check has the signature ``check(model_factory, data, settings, cache=None) -> CheckResult``.
 A model that misses a criterion gives ``passed=False`` with metrics; unusable input (a bad
-model, bad data, bad settings) raises a :class:`~rethink_checks.errors.RethinkError`.
+model, bad data, bad settings) raises a :class:`~rethink_checks.errors.RethinkError`. A
+randomization that means nothing for the data raises
+:class:`~rethink_checks.corruptions.NotApplicable` (the plugin reports a skip with its reason);
+``slowdown`` leaves such a randomization out of its table instead, with the reason.
 The criteria are documented in ``docs/checks.md`` and in each result's ``criterion``.
 """
 from __future__ import annotations
@@ -312,6 +315,8 @@ def check_partial_labels(model_factory: Callable, data: "Dataset", settings: Che
 def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                    cache: RunCache | None = None) -> CheckResult:
     """Fitting each randomization is at most ``max_slowdown`` times slower than true labels."""
+    from .corruptions import NotApplicable
+
     data = _prepared(data, settings)
     t = min(settings.fit_threshold, settings.memorize_threshold)
     true_run, true_key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
@@ -323,7 +328,13 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
     if base is None or true_run.train_accuracy < settings.fit_threshold:
         problems.append(_fit_message("true labels not fitted", true_run, settings.fit_threshold))
     for name in RANDOMIZATION_CHECKS:
-        run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
+        try:
+            run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
+        except NotApplicable as exc:  # e.g. a permutation of one feature: left out, with the reason
+            metrics[f"slowdown.{name}"] = None
+            rows.append({"randomization": name, "fitted": None, "epochs_to_fit": None,
+                         "steps_to_fit": None, "slowdown": None, "skipped": exc.reason})
+            continue
         runs[name] = _run_dict(run, key)
         epochs, steps = _epochs_to(run, t)
         fitted = bool(run.train_accuracy >= settings.memorize_threshold and not run.diverged)
@@ -341,7 +352,8 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
                                 f"(> {settings.max_slowdown})")
     metrics["slowdown.max"] = max(ratios) if ratios else None
     msg = "; ".join(problems) if problems else "slowdowns " + ", ".join(
-        f"{r['randomization']} {r['slowdown']:.2f}x" for r in rows)
+        f"{r['randomization']} " + ("skipped (not applicable)" if r.get("skipped") else f"{r['slowdown']:.2f}x")
+        for r in rows)
     criterion = (f"every randomization fits (train accuracy >= {settings.memorize_threshold}) "
                  f"and epochs to train accuracy {t} are <= {settings.max_slowdown} x those of "
                  f"true labels")
