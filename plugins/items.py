@@ -243,7 +243,7 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     try:
         result = run_check(check, factory, dataset, settings, state.cache_for(info.model_key))
     except NotApplicable as exc:  # e.g. a permutation of one feature: a skip with the reason
-        pytest.skip(f"{check}: {exc}")
+        pytest.skip(str(exc))
     except RethinkError as exc:
         cause = exc.__cause__
         if getattr(cause, "rethink_factory", False):  # the engine wrapped our message: say it once

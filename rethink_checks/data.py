@@ -271,14 +271,15 @@ def from_arrays(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_classe
 
 def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
                kind: str | None = None, cache_dir: str | os.PathLike | None = None,
-               cache: bool = True) -> Dataset:
+               cache: bool | None = None) -> Dataset:
     """A Dataset from whatever the user holds: a Dataset (returned as is), a spec string
     (:func:`load`), a pair ``(train, test)`` of map-style torch datasets of ``(input, label)``
     items, one such dataset (split with ``seed`` and ``test_fraction``), or a tuple of arrays or
     tensors ``(x, y)`` (split likewise) / ``(train_x, train_y, test_x, test_y)``.
 
     Torch datasets are read item by item once (a progress line on stderr for long reads) and
-    cached on disk (:mod:`rethink_checks.materialize` says under which key).
+    cached on disk (``cache``: None when the read was slow, True always, False never;
+    :mod:`rethink_checks.materialize` says under which key).
     """
     if isinstance(obj, Dataset):
         return obj
