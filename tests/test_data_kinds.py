@@ -197,3 +197,14 @@ def test_plugin_skips_a_randomization_without_meaning(pytester: pytest.Pytester)
     slow = [i for i in doc["items"] if i["check"] == "slowdown"][0]
     assert slow["outcome"] == "passed"
     assert "skipped (not applicable)" in slow["message"]
+
+
+@pytest.mark.parametrize("example", ["test_tabular.py", "test_tokens.py"])
+def test_the_examples_pass_every_selected_check(pytester: pytest.Pytester, example) -> None:
+    """examples/test_tabular.py and test_tokens.py as shipped: every check passes on the CPU."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "examples" / example
+    pytester.makepyfile(**{example[:-3]: source.read_text()})
+    result = pytester.runpytest("--rethink", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7)
