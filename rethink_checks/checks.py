@@ -361,8 +361,7 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
                        tables={"slowdown": rows}, runs=runs)
 
 
-def _regularized_config(settings: CheckSettings) -> Any:
-    regs = settings.regularizers
+def _regularized_config(settings: CheckSettings, regs: tuple[str, ...]) -> Any:
     return dataclasses.replace(
         settings.fit, regularizers="model",
         weight_decay=settings.weight_decay if "weight_decay" in regs else 0.0,
@@ -370,11 +369,21 @@ def _regularized_config(settings: CheckSettings) -> Any:
         remove_batchnorm="batchnorm" not in regs)
 
 
+def _applicable_regularizers(settings: CheckSettings, data: "Dataset") -> tuple[tuple[str, ...], str]:
+    """The regularizers that apply to ``data`` and a note on those left out (augment is image-only)."""
+    kind = getattr(data, "kind", "image")
+    if kind == "image" or "augment" not in settings.regularizers:
+        return settings.regularizers, ""
+    kept = tuple(r for r in settings.regularizers if r != "augment")
+    return kept, f"augment left out: crop and flip are not applicable to {kind} inputs"
+
+
 def check_regularizers(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                        cache: RunCache | None = None) -> CheckResult:
     """Removing every regularizer costs at most ``max_regularizer_gain`` test accuracy."""
     data = _prepared(data, settings)
-    with_cfg = _regularized_config(settings)
+    regs, left_out = _applicable_regularizers(settings, data)
+    with_cfg = _regularized_config(settings, regs)
     without_cfg = dataclasses.replace(settings.fit, regularizers="none")
     on, on_key = _get_run("regularized:true_labels", 0.0, model_factory, data, settings,
                           cache, with_cfg)
@@ -393,7 +402,8 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         "gain": gain, "fitted_with": fitted_with, "fitted_without": fitted_without,
         "train_accuracy_with": on.train_accuracy, "train_accuracy_without": off.train_accuracy,
         "epochs_to_fit_with": on.epochs_to_fit, "epochs_to_fit_without": off.epochs_to_fit,
-        "regularizers": ",".join(settings.regularizers),
+        "regularizers": ",".join(regs),
+        "not_applicable": left_out or None,
         "removed": ",".join(off.removed),
         "memorized_with_regularizers": memorized,
         "random_train_accuracy_with_regularizers": rnd.train_accuracy,
@@ -410,7 +420,7 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         "with the regularizers on")
     criterion = (f"without any regularizer the model still fits (train accuracy >= {t}) and "
                  f"test accuracy with minus without <= {settings.max_regularizer_gain}; "
-                 f"regularizers on: {', '.join(settings.regularizers) or 'none'}")
+                 f"regularizers on: {', '.join(regs) or 'none'}" + (f" ({left_out})" if left_out else ""))
     runs = {"with": _run_dict(on, on_key), "without": _run_dict(off, off_key),
             "random_labels_with": _run_dict(rnd, rnd_key)}
     return CheckResult("regularizers", not problems, criterion, msg, metrics, runs=runs)

@@ -138,6 +138,28 @@ def test_augment_still_needs_images():
         fit(lambda: nn.Linear(6, 2), _toy("features"), max_epochs=1, augment=True, device="cpu")
 
 
+def test_checks_skip_what_has_no_meaning_and_regularizers_leave_augment_out():
+    from rethink_checks.checks import CheckSettings, RunCache, run_check
+    from rethink_checks.corruptions import NotApplicable
+
+    one = _toy("features").replace(train_x=_toy("features").train_x[:, :1],
+                                   test_x=_toy("features").test_x[:, :1])
+    settings = CheckSettings.from_mapping(dict(lr=0.05, lr_decay=1.0, batch_size=16, max_epochs=3,
+                                               device="cpu", memorize_threshold=0.1))
+    model = lambda: nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 2))  # noqa: E731
+    with pytest.raises(NotApplicable, match="random_pixels is not applicable to features inputs"):
+        run_check("random_pixels", model, one, settings)
+    slow = run_check("slowdown", model, one, settings, RunCache())
+    skipped = {row["randomization"]: row.get("skipped") for row in slow.tables["slowdown"]}
+    assert skipped["random_pixels"] and skipped["shuffled_pixels"] and not skipped["gaussian"]
+    assert slow.metrics["slowdown.random_pixels"] is None and "random_pixels" not in slow.runs
+    regs = run_check("regularizers", lambda: nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2)),
+                     _toy("features"), settings)
+    assert "augment" not in regs.metrics["regularizers"].split(",")
+    assert "not applicable to features inputs" in regs.metrics["not_applicable"]
+    assert "augment left out" in regs.criterion
+
+
 # ---------------------------------------------------------------- through the plugin
 
 PLUGIN_MODULE = '''
