@@ -5,7 +5,8 @@ Forms (:func:`materialize`, public as :func:`rethink_checks.data.as_dataset`):
 * a pair ``(train, test)`` of map-style ``torch.utils.data.Dataset`` objects whose items are
   ``(input, label)`` (any ``torchvision.datasets`` class with a tensor transform; PIL images
   are converted with ``pil_to_tensor`` too);
-* one such dataset, split with a seed into train and test (``test_fraction``);
+* one such dataset (or a plain list of ``(input, label)`` items), split with a seed into
+  train and test (``test_fraction``);
 * a tuple of arrays or tensors: ``(x, y)`` (split likewise) or ``(train_x, train_y, test_x, test_y)``.
 
 Each item is read once (a progress line on stderr when a read takes over 2 s), checked (an
@@ -54,7 +55,7 @@ _SAMPLE = 30
 _KEEP = 4
 _FORMS = ("a rethink_checks.data.Dataset, a spec string, a pair (train, test) of map-style torch "
           "datasets of (input, label) items, one such dataset, or a tuple of arrays/tensors "
-          "(x, y) or (train_x, train_y, test_x, test_y)")
+          "(x, y) or (train_x, train_y, test_x, test_y), or a list of (input, label) items")
 
 
 def _is_array(obj: Any) -> bool:
@@ -65,6 +66,12 @@ def _is_map_dataset(obj: Any) -> bool:
     if isinstance(obj, (str, bytes, Mapping, list, tuple)) or _is_array(obj):
         return False
     return callable(getattr(obj, "__getitem__", None)) and callable(getattr(obj, "__len__", None))
+
+
+def _is_item_list(obj: Any) -> bool:
+    """A plain list of ``(input, label)`` items (e.g. ``list(iterable_dataset)``) is a dataset too."""
+    return isinstance(obj, list) and (not obj or (isinstance(obj[0], (tuple, list)) and len(obj[0]) == 2
+                                                  and not _is_map_dataset(obj[0])))
 
 
 def materialize(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
@@ -81,7 +88,7 @@ def materialize(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_clas
 
     if isinstance(obj, IterableDataset):
         raise InputTypeError(f"data: {type(obj).__name__} is an iterable-style dataset (no len, no "
-                             f"indexing); expected {_FORMS}")
+                             f"indexing); pass list(dataset) to read it into a list, or one of: {_FORMS}")
     if isinstance(obj, (tuple, list)) and obj and all(_is_array(v) for v in obj):
         return _from_arrays(tuple(obj), seed, test_fraction, num_classes, kind)
     opts = dict(cache_dir=cache_dir, cache=cache, progress=progress)
@@ -93,7 +100,7 @@ def materialize(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_clas
         _check_tokens(tx, "train dataset", kind)
         _check_tokens(vx, "test dataset", kind)
         return _tensors(tx, ty, vx, vy, k, type(train).__name__, kind)
-    if _is_map_dataset(obj):
+    if _is_map_dataset(obj) or _is_item_list(obj):
         k = num_classes if num_classes is not None else _classes(obj)
         x, y = read_items(obj, "dataset", num_classes=k, **opts)
         _check_tokens(x, "dataset", kind)

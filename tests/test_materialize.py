@@ -90,6 +90,14 @@ def test_tokens_from_a_user_dataset(tmp_path):
     assert data.kind == "tokens" and data.vocab_size == 8 and data.train_x.dtype == torch.int64
 
 
+def test_a_list_of_items_is_a_dataset(tmp_path):
+    items = [(torch.full((3,), float(i)), i % 2) for i in range(10)]
+    data = as_dataset(items, cache_dir=tmp_path)
+    assert data.kind == "features" and len(data.train_x) == 8 and data.name == "list"
+    with pytest.raises(DataError, match="dataset: is empty"):
+        as_dataset([], cache_dir=tmp_path)
+
+
 @pytest.mark.parametrize("parts", [
     lambda x, y: (x, y), lambda x, y: (x.numpy(), y.numpy()),
     lambda x, y: (x[:8], y[:8], x[8:], y[8:]), lambda x, y: (x[:8].numpy(), y[:8], x[8:], y[8:].numpy()),
@@ -133,7 +141,7 @@ def test_wrong_forms_list_what_is_accepted():
         def __iter__(self):
             yield torch.zeros(2), 0
 
-    with pytest.raises(InputTypeError, match="iterable-style dataset"):
+    with pytest.raises(InputTypeError, match=r"iterable-style dataset .* pass list\(dataset\)"):
         as_dataset(Stream())
     with pytest.raises(InputTypeError, match=r"a pair \(train, test\) of map-style torch datasets"):
         as_dataset(42)
