@@ -275,8 +275,7 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
     """A Dataset from whatever the user holds: a Dataset (returned as is), a spec string
     (:func:`load`), a pair ``(train, test)`` of map-style torch datasets of ``(input, label)``
     items, one such dataset or a list of such items (split with ``seed`` and ``test_fraction``),
-    or a tuple of arrays or
-    tensors ``(x, y)`` (split likewise) / ``(train_x, train_y, test_x, test_y)``.
+    or a tuple of arrays or tensors ``(x, y)`` (split likewise) / ``(train_x, train_y, test_x, test_y)``.
 
     Torch datasets are read item by item once (a progress line on stderr for long reads) and
     cached on disk (``cache``: None when the read was slow, True always, False never;
