@@ -111,19 +111,20 @@ def module_checks(collector: pytest.Module, cli: tuple[str, ...] | None,
 
 # ---------------------------------------------------------------- factories
 
-def _accepts(fn: Callable[..., Any]) -> tuple[bool, bool]:
-    """Whether ``fn`` takes ``input_shape`` and ``num_classes`` keywords."""
+def _accepts(fn: Callable[..., Any]) -> tuple[bool, bool, bool]:
+    """Whether ``fn`` takes ``input_shape``, ``num_classes`` and ``vocab_size`` keywords."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return False, False
+        return False, False, False
     if any(p.kind is p.VAR_KEYWORD for p in params):
-        return True, True
+        return True, True, True
     names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return "input_shape" in names, "num_classes" in names
+    return "input_shape" in names, "num_classes" in names, "vocab_size" in names
 
 
-def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int) -> Callable[[], Any]:
+def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int,
+                  vocab_size: int | None = None) -> Callable[[], Any]:
     """A zero-argument factory from what ``rethink_model`` returned (module or factory)."""
     from torch import nn
 
@@ -136,12 +137,14 @@ def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int) -> C
             f"the rethink_model fixture returned {type(obj).__module__}.{type(obj).__qualname__}; "
             "expected a torch.nn.Module or a factory returning one (a factory may take "
             "input_shape and/or num_classes keyword arguments)")
-    wants_shape, wants_classes = _accepts(obj)
+    wants_shape, wants_classes, wants_vocab = _accepts(obj)
     kwargs: dict[str, Any] = {}
     if wants_shape:
         kwargs["input_shape"] = tuple(input_shape)
     if wants_classes:
         kwargs["num_classes"] = int(num_classes)
+    if wants_vocab and vocab_size is not None:  # token data: the embedding table's size
+        kwargs["vocab_size"] = int(vocab_size)
 
     def factory() -> Any:
         try:
@@ -222,6 +225,7 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     import dataclasses
 
     from rethink_checks.checks import CheckSettings, run_check
+    from rethink_checks.corruptions import NotApplicable
     from rethink_checks.errors import RethinkError
 
     item = request.node
@@ -236,10 +240,13 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     if progress is not None:
         settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit,
                                                                          progress=progress))
-    factory = model_factory(model, dataset.input_shape, dataset.num_classes)
+    factory = model_factory(model, dataset.input_shape, dataset.num_classes,
+                            getattr(dataset, "vocab_size", None))
     item.stash[SETTINGS_KEY] = settings.to_dict()
     try:
         result = run_check(check, factory, dataset, settings, state.cache_for(info.model_key))
+    except NotApplicable as exc:  # e.g. a permutation of one feature: a skip with the reason
+        pytest.skip(str(exc))
     except RethinkError as exc:
         cause = exc.__cause__
         if getattr(cause, "rethink_factory", False):  # the engine wrapped our message: say it once

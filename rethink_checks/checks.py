@@ -2,7 +2,10 @@
 
 Every check has the signature ``check(model_factory, data, settings, cache=None) -> CheckResult``.
 A model that misses a criterion gives ``passed=False`` with metrics; unusable input (a bad
-model, bad data, bad settings) raises a :class:`~rethink_checks.errors.RethinkError`.
+model, bad data, bad settings) raises a :class:`~rethink_checks.errors.RethinkError`. A
+randomization that means nothing for the data raises
+:class:`~rethink_checks.corruptions.NotApplicable` (the plugin reports a skip with its reason);
+``slowdown`` leaves such a randomization out of its table instead, with the reason.
 The criteria are documented in ``docs/checks.md`` and in each result's ``criterion``.
 """
 from __future__ import annotations
@@ -318,6 +321,8 @@ def check_partial_labels(model_factory: Callable, data: "Dataset", settings: Che
 def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                    cache: RunCache | None = None) -> CheckResult:
     """Fitting each randomization is at most ``max_slowdown`` times slower than true labels."""
+    from .corruptions import NotApplicable
+
     data = _prepared(data, settings)
     t = min(settings.fit_threshold, settings.memorize_threshold)
     true_run, true_key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
@@ -329,7 +334,13 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
     if base is None or true_run.train_accuracy < settings.fit_threshold:
         problems.append(_fit_message("true labels not fitted", true_run, settings.fit_threshold))
     for name in RANDOMIZATION_CHECKS:
-        run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
+        try:
+            run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
+        except NotApplicable as exc:  # e.g. a permutation of one feature: left out, with the reason
+            metrics[f"slowdown.{name}"] = None
+            rows.append({"randomization": name, "fitted": None, "epochs_to_fit": None,
+                         "steps_to_fit": None, "slowdown": None, "skipped": exc.reason})
+            continue
         runs[name] = _run_dict(run, key)
         epochs, steps = _epochs_to(run, t)
         fitted = bool(run.train_accuracy >= settings.memorize_threshold and not run.diverged)
@@ -347,7 +358,8 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
                                 f"(> {settings.max_slowdown})")
     metrics["slowdown.max"] = max(ratios) if ratios else None
     msg = "; ".join(problems) if problems else "slowdowns " + ", ".join(
-        f"{r['randomization']} {r['slowdown']:.2f}x" for r in rows)
+        f"{r['randomization']} " + ("skipped (not applicable)" if r.get("skipped") else f"{r['slowdown']:.2f}x")
+        for r in rows)
     criterion = (f"every randomization fits (train accuracy >= {settings.memorize_threshold}) "
                  f"and epochs to train accuracy {t} are <= {settings.max_slowdown} x those of "
                  f"true labels")
@@ -358,19 +370,28 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
                        tables={"slowdown": rows}, runs=runs, summary=summary)
 
 
-def _regularized_config(settings: CheckSettings) -> Any:
-    regs = settings.ablated_regularizers
+def _regularized_config(settings: CheckSettings, regs: tuple[str, ...]) -> Any:
     return dataclasses.replace(
         settings.fit, remove=tuple(r for r in ("dropout", "batchnorm") if r not in regs),
         weight_decay=settings.ablation_weight_decay if "weight_decay" in regs else 0.0,
         augment="augment" in regs)
 
 
+def _applicable_regularizers(settings: CheckSettings, data: "Dataset") -> tuple[tuple[str, ...], str]:
+    """The regularizers that apply to ``data`` and a note on those left out (augment is image-only)."""
+    kind = getattr(data, "kind", "image")
+    if kind == "image" or "augment" not in settings.ablated_regularizers:
+        return settings.ablated_regularizers, ""
+    kept = tuple(r for r in settings.ablated_regularizers if r != "augment")
+    return kept, f"augment left out: crop and flip are not applicable to {kind} inputs"
+
+
 def check_regularizers(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                        cache: RunCache | None = None) -> CheckResult:
     """Removing every regularizer costs at most ``max_regularizer_gain`` test accuracy."""
     data = _prepared(data, settings)
-    with_cfg = _regularized_config(settings)
+    regs, left_out = _applicable_regularizers(settings, data)
+    with_cfg = _regularized_config(settings, regs)
     without_cfg = dataclasses.replace(settings.fit, remove="all")
     on, on_key = _get_run("regularized:true_labels", 0.0, model_factory, data, settings,
                           cache, with_cfg)
@@ -389,7 +410,8 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         "gain": gain, "fitted_with": fitted_with, "fitted_without": fitted_without,
         "train_accuracy_with": on.train_accuracy, "train_accuracy_without": off.train_accuracy,
         "epochs_to_fit_with": on.epochs_to_fit, "epochs_to_fit_without": off.epochs_to_fit,
-        "regularizers": ",".join(settings.ablated_regularizers),
+        "regularizers": ",".join(regs),
+        "not_applicable": left_out or None,
         "removed": ",".join(off.removed),
         "memorized_with_regularizers": memorized,
         "random_train_accuracy_with_regularizers": rnd.train_accuracy,
@@ -406,7 +428,7 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         "with the regularizers on")
     criterion = (f"without any regularizer the model still fits (train accuracy >= {t}) and "
                  f"test accuracy with minus without <= {settings.max_regularizer_gain}; "
-                 f"regularizers on: {', '.join(settings.ablated_regularizers) or 'none'}")
+                 f"regularizers on: {', '.join(regs) or 'none'}" + (f" ({left_out})" if left_out else ""))
     runs = {"with": _run_dict(on, on_key), "without": _run_dict(off, off_key),
             "random_labels_with": _run_dict(rnd, rnd_key)}
     summary = table_summary(train=off.train_accuracy, test=on.test_accuracy,

@@ -12,6 +12,12 @@ with ``seed`` and is then moved to the input's device, so a seed gives the same 
 every run and every device; the global RNGs (torch, numpy, ``random``) are never touched.
 Inputs are never mutated; outputs keep the input's dtype and device (labels come back as
 int64).
+
+Feature vectors and token sequences have their own functional core in
+:mod:`rethink_checks.vectors`; :meth:`CorruptionSpec.apply` dispatches on ``Dataset.kind`` and
+raises :class:`NotApplicable` (with the reason) where a randomization means nothing for the
+data. This module is over 400 lines because the image functions, their validation and the
+spec share helpers and belong together.
 """
 from __future__ import annotations
 
@@ -22,10 +28,10 @@ from typing import Any
 
 import torch
 
-from .errors import DataError, InputTypeError
+from .errors import DataError, InputTypeError, RethinkError
 
 __all__ = [
-    "RANDOMIZATIONS", "LABEL_MODES", "CorruptionSpec", "CorruptionTypeError",
+    "RANDOMIZATIONS", "LABEL_MODES", "CorruptionSpec", "CorruptionTypeError", "NotApplicable",
     "corrupt_labels", "pixel_permutation", "shuffle_pixels", "random_pixels",
     "gaussian_noise", "image_statistics", "derive_seed",
     "CorruptLabels", "RandomLabels", "ShufflePixels", "RandomPixels", "GaussianNoise",
@@ -42,6 +48,18 @@ _MAX_SEED = 2**64 - 1
 
 #: Former name of :class:`~rethink_checks.errors.InputTypeError`, kept importable.
 CorruptionTypeError = InputTypeError
+
+
+class NotApplicable(RethinkError):
+    """A randomization that has no meaning for this data (the checks report a skip, not an error).
+
+    Derives from :class:`RethinkError` only: it is neither a bad value nor a wrong type, so
+    ``except ValueError`` must not swallow it. ``reason`` says why, in one sentence.
+    """
+
+    def __init__(self, randomization: str, kind: str, reason: str):
+        super().__init__(f"{randomization} is not applicable to {kind} inputs: {reason}")
+        self.randomization, self.kind, self.reason = randomization, kind, reason
 
 
 # --------------------------------------------------------------------------- validation
@@ -421,11 +439,15 @@ class CorruptionSpec:
                                       f"{type(dataset).__name__}")
         train_shape, test_shape = tuple(dataset.train_x.shape), tuple(dataset.test_x.shape)
         if train_shape[1:] != test_shape[1:]:
-            raise DataError(f"dataset: train and test images must have the same shape per "
-                            f"image, got train {train_shape} and test {test_shape}")
+            raise DataError(f"dataset: train and test inputs must have the same shape per "
+                            f"example, got train {train_shape} and test {test_shape}")
         test_seed = derive_seed(self.seed, "test")
         if self.name in _LABEL_NAMES:
             return self._apply_labels(dataset, test_seed)
+        if getattr(dataset, "kind", "image") != "image":
+            from .vectors import apply_to_vectors
+
+            return apply_to_vectors(self, dataset, test_seed)
         _check_images(dataset.train_x, "dataset.train_x")
         _check_images(dataset.test_x, "dataset.test_x")
         if self.name == "shuffled_pixels":

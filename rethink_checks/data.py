@@ -3,8 +3,10 @@
 Sources: scikit-learn's bundled digits (offline default), CIFAR-10 and MNIST in
 torchvision's layout, image folders (``train/<class>/*``, ``test/<class>/*``, or a
 ``.tar.gz`` of one; decoded once and cached as ``.npy`` by :mod:`rethink_checks.imagefolder`),
-and tensors or numpy arrays. Images come back as float32 in [0, 1], N x C x H x W (unless paper-preprocessed);
-labels as int64. See docs/data.md.
+tensors or numpy arrays, and torch datasets (:func:`as_dataset`, materialized once by
+:mod:`rethink_checks.materialize`). Three input kinds: images come back as float32 in [0, 1],
+N x C x H x W (unless paper-preprocessed); feature vectors as float32 N x D; token sequences as
+int64 N x L of ids in [0, vocab_size). Labels are int64. See docs/data.md.
 """
 from __future__ import annotations
 
@@ -24,15 +26,51 @@ from .imagefolder import IMAGE_EXTENSIONS, default_cache_dir, read_image_folder
 from .specs import SPEC_OPTIONS, DataSpec, parse_spec
 
 __all__ = [
-    "Dataset", "from_tensors", "from_arrays", "paper_preprocess", "DIGITS_FIT_DEFAULTS",
+    "Dataset", "KINDS", "infer_kind", "from_tensors", "from_arrays", "as_dataset", "paper_preprocess", "DIGITS_FIT_DEFAULTS",
     "load_digits", "load_cifar10", "load_mnist", "load_image_folder", "default_cache_dir",
     "IMAGE_EXTENSIONS", "SPEC_OPTIONS", "DataSpec", "parse_spec", "load",
 ]
 
 
+#: Input kinds: images (N, C, H, W), feature vectors (N, D), token sequences (N, L) of integer ids.
+KINDS = ("image", "features", "tokens")
+
+
+def infer_kind(x: torch.Tensor) -> str:
+    """The input kind of a batch: rank 2 is ``tokens`` when integer, ``features`` otherwise; else ``image``."""
+    if x.dim() == 2:
+        integer = not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+        return "tokens" if integer else "features"
+    return "image"
+
+
+def _fits_kind(kind: str, x: torch.Tensor) -> bool:
+    """Whether a stored input tensor has the layout of ``kind`` (used to re-infer after replace)."""
+    if kind == "image":
+        return x.dim() != 2
+    return x.dim() == 2 and (kind == "features" or infer_kind(x) == "tokens")
+
+
+def _token_range(x: torch.Tensor, arg: str) -> int:
+    """The largest id in a token batch (-1 when empty); a negative id is a DataError naming where."""
+    if x.numel() == 0:
+        return -1
+    if bool((x < 0).any()):
+        row, col = (int(i) for i in (x < 0).nonzero()[0])
+        raise DataError(f"{arg}: token id {int(x[row, col])} at example {row}, position {col} is "
+                        "negative; expected token ids >= 0 (indices into an embedding table)")
+    return int(x.max())
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test images (float, N x C x H x W) and int64 labels, plus metadata."""
+    """Train and test inputs, int64 labels, and metadata.
+
+    ``kind`` says what the inputs are: ``image`` (float, N x C x H x W), ``features`` (float,
+    N x D) or ``tokens`` (int64 ids, N x L); None infers it with :func:`infer_kind`.
+    ``vocab_size`` (tokens only; None: largest id in either split + 1) bounds the ids, so a
+    model's embedding table can be sized from it.
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -43,6 +81,27 @@ class Dataset:
     #: Training settings that suit this data when the user sets none (the checks layer them
     #: under every user setting); empty for most sources, see :data:`DIGITS_FIT_DEFAULTS`.
     fit_defaults: dict[str, Any] = field(default_factory=dict, compare=False)
+    kind: str | None = None
+    vocab_size: int | None = None
+
+    def __post_init__(self) -> None:
+        kind = infer_kind(self.train_x) if self.kind is None else self.kind
+        if kind not in KINDS:
+            raise DataError(f"kind={self.kind!r} is not allowed; expected one of {', '.join(KINDS)}")
+        object.__setattr__(self, "kind", kind)
+        if kind != "tokens":
+            if self.vocab_size is not None:
+                raise DataError(f"vocab_size={self.vocab_size!r} applies only to kind='tokens', "
+                                f"not {kind!r}; expected None")
+            return
+        top = max(_token_range(self.train_x, "train_x"), _token_range(self.test_x, "test_x"))
+        if self.vocab_size is None:
+            object.__setattr__(self, "vocab_size", top + 1)
+        elif isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, (int, np.integer)) \
+                or self.vocab_size <= top:
+            raise DataError(f"vocab_size={self.vocab_size!r} is not allowed; expected an int greater "
+                            f"than the largest token id ({top})")
+        object.__setattr__(self, "vocab_size", int(self.vocab_size))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -54,6 +113,11 @@ class Dataset:
                        test_x=self.test_x.to(device), test_y=self.test_y.to(device))
 
     def replace(self, **changes: Any) -> "Dataset":
+        """A copy with ``changes``; new inputs of another layout (say, flattened images) re-infer
+        ``kind`` and ``vocab_size`` unless those are given too."""
+        x = changes.get("train_x")
+        if x is not None and "kind" not in changes and not _fits_kind(self.kind, x):
+            changes = {"kind": None, "vocab_size": None, **changes}
         return replace(self, **changes)
 
     def subset(self, n_train: int, seed: int = 0, n_test: int | None = None) -> "Dataset":
@@ -75,8 +139,9 @@ class Dataset:
     def __repr__(self) -> str:
         """A one-line summary (the default repr would print every tensor)."""
         return (f"Dataset(name={self.name!r}, train={len(self.train_x)}, test={len(self.test_x)}, "
-                f"input_shape={self.input_shape}, num_classes={self.num_classes}, "
-                f"dtype={self.train_x.dtype}, device={self.train_x.device})")
+                f"input_shape={self.input_shape}, num_classes={self.num_classes}, kind={self.kind!r}, "
+                + (f"vocab_size={self.vocab_size}, " if self.kind == "tokens" else "")
+                + f"dtype={self.train_x.dtype}, device={self.train_x.device})")
 
 
 # --------------------------------------------------------------------------- tensors and arrays
@@ -84,24 +149,47 @@ class Dataset:
 _CHANNEL_COUNTS = (1, 3, 4)
 
 
-def _images(x: Any, arg: str) -> torch.Tensor:
-    """Validate one image batch: rank 3 (N,H,W) or 4 (N,C,H,W), uint8 or float, finite, non-empty."""
+_ALLOWED_INPUTS = ("expected images (N, C, H, W) or (N, H, W), float feature vectors (N, D) "
+                   "or integer token ids (N, L)")
+
+
+def _inputs(x: Any, arg: str, kind: str | None) -> tuple[torch.Tensor, str]:
+    """Validate one input batch of ``kind`` (None: inferred) and return it stored, with its kind.
+
+    Images: rank 3 (N,H,W) or 4 (N,C,H,W), uint8 (divided by 255) or float, finite. Features:
+    rank 2, float (integers are converted), finite. Tokens: rank 2, integer ids >= 0, int64.
+    """
     if not isinstance(x, torch.Tensor):
         raise InputTypeError(f"{arg}: expected a torch.Tensor, got {type(x).__name__} (use from_arrays for numpy)")
-    if x.dim() not in (3, 4):
-        raise DataError(f"{arg}: rank {x.dim()} (shape {tuple(x.shape)}) is not allowed; "
-                        "expected (N, C, H, W) or (N, H, W)")
+    if kind is not None and kind not in KINDS:
+        raise DataError(f"kind={kind!r} is not allowed; expected one of {', '.join(KINDS)} or None (inferred)")
+    if x.dim() not in (2, 3, 4):
+        raise DataError(f"{arg}: rank {x.dim()} (shape {tuple(x.shape)}) is not allowed; {_ALLOWED_INPUTS}")
+    kind = kind or infer_kind(x)
+    if (kind == "image") == (x.dim() == 2):
+        want = "rank 3 or 4" if kind == "image" else "rank 2"
+        raise DataError(f"{arg}: rank {x.dim()} (shape {tuple(x.shape)}) does not fit kind={kind!r}; "
+                        f"expected {want}")
     if len(x) == 0:
         raise DataError(f"{arg}: has no examples (shape {tuple(x.shape)}); expected at least 1")
-    if x.dtype == torch.uint8:
+    if x.dtype == torch.bool or x.is_complex():
+        raise InputTypeError(f"{arg}: dtype {x.dtype} is not allowed; expected a real numeric dtype")
+    if kind == "tokens":
+        if x.is_floating_point():
+            raise InputTypeError(f"{arg}: dtype {x.dtype} is not allowed for kind='tokens'; expected "
+                                 "integer token ids (e.g. int64)")
+        _token_range(x, arg)
+        return x.to(torch.int64), kind
+    if kind == "image" and x.dtype == torch.uint8:
         x = x.div(255.0).to(torch.float32)  # one pass; also copies read-only (memory-mapped) input
-    elif x.is_floating_point():
+    elif x.is_floating_point() or kind == "features":
         x = x.to(torch.float32)
         if not bool(torch.isfinite(x).all()):
-            raise DataError(f"{arg}: contains NaN or infinite values; expected finite pixel values")
+            what = "pixel values" if kind == "image" else "feature values"
+            raise DataError(f"{arg}: contains NaN or infinite values; expected finite {what}")
     else:
         raise InputTypeError(f"{arg}: dtype {x.dtype} is not allowed; expected uint8 (scaled by 1/255) or a float dtype")
-    return x.unsqueeze(1) if x.dim() == 3 else x
+    return (x.unsqueeze(1) if x.dim() == 3 else x), kind
 
 
 def _labels(y: Any, arg: str, n: int, x_arg: str) -> torch.Tensor:
@@ -118,12 +206,19 @@ def _labels(y: Any, arg: str, n: int, x_arg: str) -> torch.Tensor:
 
 
 def from_tensors(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                 num_classes: int | None = None, name: str = "tensors") -> Dataset:
-    """A validated Dataset from image tensors (N,C,H,W or N,H,W; uint8 -> /255) and integer labels."""
-    tx, vx = _images(train_x, "train_x"), _images(test_x, "test_x")
+                 num_classes: int | None = None, name: str = "tensors", *, kind: str | None = None,
+                 vocab_size: int | None = None) -> Dataset:
+    """A validated Dataset from input tensors and integer labels.
+
+    Inputs: images (N,C,H,W or N,H,W; uint8 -> /255), float feature vectors (N,D) or integer
+    token ids (N,L); ``kind`` None infers it from train_x (:func:`infer_kind`).
+    """
+    tx, kind = _inputs(train_x, "train_x", kind)
+    vx, _ = _inputs(test_x, "test_x", kind)
     if tx.shape[1:] != vx.shape[1:]:
-        raise DataError(f"test_x: image shape {tuple(vx.shape[1:])} differs from train_x's "
-                        f"{tuple(tx.shape[1:])}; expected the same (C, H, W) for both splits")
+        what = {"image": "image shape", "features": "feature shape", "tokens": "sequence shape"}[kind]
+        raise DataError(f"test_x: {what} {tuple(vx.shape[1:])} differs from train_x's "
+                        f"{tuple(tx.shape[1:])}; expected the same per-example shape for both splits")
     ty = _labels(train_y, "train_y", len(tx), "train_x")
     vy = _labels(test_y, "test_y", len(vx), "test_x")
     hi = int(torch.maximum(ty.max(), vy.max().to(ty.device)))
@@ -138,10 +233,10 @@ def from_tensors(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     for arg, y in (("train_y", ty), ("test_y", vy)):
         bad = (y < 0) | (y >= num_classes)
         if bool(bad.any()):
-            value = int(y[bad][0])
-            raise DataError(f"{arg}: label {value} is outside [0, {num_classes}) "
+            index = int(bad.nonzero()[0])
+            raise DataError(f"{arg}: label {int(y[index])} is outside [0, {num_classes}) at index {index} "
                             f"(num_classes={num_classes}); expected class indices 0..{num_classes - 1}")
-    return Dataset(tx, ty, vx, vy, num_classes=num_classes, name=name)
+    return Dataset(tx, ty, vx, vy, num_classes=num_classes, name=name, kind=kind, vocab_size=vocab_size)
 
 
 def _to_nchw(a: np.ndarray, arg: str, layout: str) -> np.ndarray:
@@ -154,8 +249,10 @@ def _to_nchw(a: np.ndarray, arg: str, layout: str) -> np.ndarray:
 
 
 def from_arrays(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_classes: int | None = None,
-                name: str = "arrays", layout: str = "auto") -> Dataset:
-    """A Dataset from numpy arrays; images N,H,W,C or N,C,H,W (``layout``: auto | NHWC | NCHW)."""
+                name: str = "arrays", layout: str = "auto", *, kind: str | None = None,
+                vocab_size: int | None = None) -> Dataset:
+    """A Dataset from numpy arrays: images N,H,W,C or N,C,H,W (``layout``: auto | NHWC | NCHW),
+    feature vectors N,D (float) or token ids N,L (integer); ``kind`` as in :func:`from_tensors`."""
     if layout not in ("auto", "NHWC", "NCHW"):
         raise DataError(f"layout={layout!r} is not allowed; expected 'auto', 'NHWC' or 'NCHW'")
     tensors = {}
@@ -169,7 +266,29 @@ def from_arrays(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_classe
         if arg.endswith("_x"):
             a = _to_nchw(a, arg, layout)
         tensors[arg] = torch.from_numpy(np.ascontiguousarray(a))
-    return from_tensors(**tensors, num_classes=num_classes, name=name)
+    return from_tensors(**tensors, num_classes=num_classes, name=name, kind=kind, vocab_size=vocab_size)
+
+
+def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
+               kind: str | None = None, cache_dir: str | os.PathLike | None = None,
+               cache: bool | None = None) -> Dataset:
+    """A Dataset from whatever the user holds: a Dataset (returned as is), a spec string
+    (:func:`load`), a pair ``(train, test)`` of map-style torch datasets of ``(input, label)``
+    items, one such dataset or a list of such items (split with ``seed`` and ``test_fraction``),
+    or a tuple of arrays or tensors ``(x, y)`` (split likewise) / ``(train_x, train_y, test_x, test_y)``.
+
+    Torch datasets are read item by item once (a progress line on stderr for long reads) and
+    cached on disk (``cache``: None when the read was slow, True always, False never;
+    :mod:`rethink_checks.materialize` says under which key).
+    """
+    if isinstance(obj, Dataset):
+        return obj
+    if isinstance(obj, str):
+        return load(obj)
+    from .materialize import materialize
+
+    return materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
+                       cache_dir=cache_dir, cache=cache)
 
 
 # --------------------------------------------------------------------------- paper preprocessing

@@ -27,7 +27,8 @@ class _Placed:
     """One split of the data on the device, stored NHWC for conv models so batches come out channels_last."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device, nhwc: bool):
-        x = x.to(device=device, dtype=torch.float32)
+        tokens = x.dim() == 2 and not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+        x = x.to(device=device, dtype=torch.int64 if tokens else torch.float32)  # token ids stay integer
         self.nhwc = nhwc and x.dim() == 4
         self.x = x.permute(0, 2, 3, 1).contiguous() if self.nhwc else x.contiguous()
         self.y = y.to(device=device, dtype=torch.int64)

@@ -127,13 +127,14 @@ def test_from_tensors_adds_channel_to_rank3():
 
 
 @pytest.mark.parametrize("change, needle, kind", [
-    (dict(train_x=torch.rand(4, 3)), "train_x: rank 2", DataError),
+    (dict(train_x=torch.rand(4)), "train_x: rank 1", DataError),
+    (dict(train_x=torch.rand(4, 3)), "test_x: rank 4 (shape (2, 1, 3, 3)) does not fit kind='features'", DataError),
     (dict(test_x=torch.rand(2, 1, 3, 3, 1)), "test_x: rank 5", DataError),
     (dict(train_y=torch.tensor([0, 1, 2])), "train_y: has 3 labels but train_x has 4", DataError),
     (dict(train_y=torch.tensor([[0], [1], [2], [0]])), "train_y: rank 2", DataError),
     (dict(train_y=torch.tensor([0.0, 1.0, 2.0, 0.0])), "train_y: dtype torch.float32", InputTypeError),
-    (dict(test_y=torch.tensor([0, 7])), "test_y: label 7 is outside [0, 3)", DataError),
-    (dict(train_y=torch.tensor([0, -1, 2, 0])), "train_y: label -1 is outside [0, 3)", DataError),
+    (dict(test_y=torch.tensor([0, 7])), "test_y: label 7 is outside [0, 3) at index 1", DataError),
+    (dict(train_y=torch.tensor([0, -1, 2, 0])), "train_y: label -1 is outside [0, 3) at index 1", DataError),
     (dict(test_x=torch.rand(2, 1, 4, 4)), "test_x: image shape (1, 4, 4) differs", DataError),
     (dict(train_x=torch.full((4, 1, 3, 3), float("nan"))), "train_x: contains NaN", DataError),
     (dict(train_x=torch.zeros(4, 1, 3, 3, dtype=torch.int32)), "train_x: dtype torch.int32", InputTypeError),

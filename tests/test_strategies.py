@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from rethink_checks.corruptions import RANDOMIZATIONS, CorruptionSpec
 from rethink_checks.data import Dataset
 from rethink_checks.strategies import (
-    IMAGE_DTYPES, corruption_specs, datasets, image_batches, labels)
+    FEATURE_DTYPES, IMAGE_DTYPES, KINDS, TOKEN_DTYPES, corruption_specs, datasets, feature_batches,
+    image_batches, labels, token_batches)
 
 
 @given(labels(num_classes=st.integers(2, 5), min_size=1, max_size=9))
@@ -47,3 +48,30 @@ def test_specs_and_datasets_are_valid(spec, data):
     assert isinstance(spec, CorruptionSpec) and spec.name in RANDOMIZATIONS
     assert isinstance(data, Dataset) and data.input_shape == tuple(data.test_x.shape[1:])
     assert int(data.train_y.max()) < data.num_classes
+
+
+@given(feature_batches(ranks=(1, 2), max_n=3, max_dim=5))
+def test_feature_batches_shapes_and_dtypes(x):
+    assert x.dim() in (1, 2) and x.dtype in FEATURE_DTYPES and 1 <= x.shape[-1] <= 5
+    assert bool(torch.isfinite(x).all())
+
+
+@given(token_batches(ranks=(1, 2), vocab_size=7, max_len=5))
+def test_token_batches_are_ids_below_the_vocabulary(x):
+    assert x.dim() in (1, 2) and x.dtype in TOKEN_DTYPES and 1 <= x.shape[-1] <= 5
+    assert 0 <= int(x.min()) and int(x.max()) < 7
+
+
+@given(st.one_of(feature_batches(distinct=True), token_batches(distinct=True)))
+def test_distinct_rows_hold_a_permutation(x):
+    for row in x:
+        assert torch.equal(row.sort().values.long(), torch.arange(len(row)))
+
+
+def test_datasets_reach_every_kind_and_rank_one_batches():
+    for kind in KINDS:
+        data = find(datasets(kinds=KINDS), lambda d, k=kind: d.kind == k)
+        assert data.kind == kind and data.train_x.dim() == (4 if kind == "image" else 2)
+    assert find(token_batches(ranks=(1, 2)), lambda x: x.dim() == 1).dim() == 1
+    for dtype in TOKEN_DTYPES:
+        assert find(token_batches(), lambda x, d=dtype: x.dtype == d).dtype == dtype
