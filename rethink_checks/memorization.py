@@ -15,6 +15,7 @@ mislabelled ones. Both read the per-example record every fit keeps
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ __all__ = ["check_memorization", "roc_auc", "corrupted_mask", "Suspect", "rank_s
 
 #: the clean examples count as fitted at the first evaluation from which this fraction of them
 #: stays fitted (the "early stopping" point of the gain metric, and the FAIL bar for a model
-#: that never fits them)
+#: that never fits them); a lower ``fit_threshold`` setting lowers it
 CLEAN_FIT_FRACTION = 0.95
 
 
@@ -119,20 +120,21 @@ def check_memorization(model_factory: Callable, data: "Dataset", settings: "Chec
                         f"(train_size) or another memorization_p")
     run, key = checks._get_run("partial_labels", p, model_factory, data, settings, cache)
     threshold = settings.min_memorization_auc
+    bar = min(settings.fit_threshold, CLEAN_FIT_FRACTION)
     criterion = (f"with {p:g} of the labels redrawn, the epoch each example is first fitted for good "
                  f"detects the corrupted labels with ROC AUC >= {threshold} (clean before noisy, "
                  f"Arpit et al. 2017)")
     metrics = {**checks._run_metrics(run, settings.memorize_threshold),
-               **_ordering_metrics(run, mask), "p": p, "min_auc": threshold}
+               **_ordering_metrics(run, mask, bar), "p": p, "min_auc": threshold}
     runs = {"partial_labels": checks._run_dict(run, key)}
     if run.diverged:
         return CheckResult("memorization", False, criterion,
                            checks._fit_message("memorization", run, settings.memorize_threshold),
                            metrics, runs=runs)
-    if metrics["clean_fitted_fraction"] < CLEAN_FIT_FRACTION:
+    if metrics["clean_fitted_fraction"] < bar:
         metrics["auc"] = None
         msg = (f"the model never fitted the clean examples: {metrics['clean_fitted_fraction']:.3f} of "
-               f"them fitted for good after {run.epochs} epochs (needs {CLEAN_FIT_FRACTION}); "
+               f"them fitted for good after {run.epochs} epochs (needs {bar}); "
                f"a fit-time ordering means nothing without it")
         return CheckResult("memorization", False, criterion, msg, metrics, runs=runs)
     passed = metrics["auc"] >= threshold
@@ -147,7 +149,8 @@ def _num(x: Any, spec: str = "g") -> str:
     return "never" if x is None else format(x, spec)
 
 
-def _ordering_metrics(run: FitResult, mask: Sequence[bool]) -> dict[str, Any]:
+def _ordering_metrics(run: FitResult, mask: Sequence[bool],
+                      bar: float = CLEAN_FIT_FRACTION) -> dict[str, Any]:
     """AUC, median fit epochs, forgetting counts and the early-stopping gain of one fit."""
     examples = run.examples
     if not examples:
@@ -169,8 +172,8 @@ def _ordering_metrics(run: FitResult, mask: Sequence[bool]) -> dict[str, Any]:
     clean_fit = sorted(fit_epoch[i] for i in clean if fit_epoch[i] != NEVER)
     clean_fraction = len(clean_fit) / len(clean)
     clean_epoch = None
-    if clean_fraction >= CLEAN_FIT_FRACTION:
-        clean_epoch = clean_fit[math.ceil(CLEAN_FIT_FRACTION * len(clean)) - 1]
+    if clean_fit and clean_fraction >= bar:  # the evaluation by which ``bar`` of them stay fitted
+        clean_epoch = clean_fit[max(math.ceil(bar * len(clean)), 1) - 1]
     tests = dict(zip(run.curves.get("epoch", []), run.curves.get("test_accuracy", [])))
     at_clean = tests.get(clean_epoch) if clean_epoch is not None else None
     gain = (None if at_clean is None or run.test_accuracy is None
@@ -270,10 +273,12 @@ def find_suspects(model_factory: Callable, data: "Dataset", settings: "CheckSett
 
 
 def attach_suspects(result: CheckResult, data: "Dataset", settings: "CheckSettings", n: int,
-                    cache: "RunCache | None" = None) -> list[Suspect]:
+                    cache: "RunCache | None" = None,
+                    plot_path: "str | os.PathLike | None" = None) -> list[Suspect]:
     """Add the suspects of a ``true_labels`` result's fit to its tables and metrics.
 
-    The trained model (for the predictions) comes from ``cache`` when the fit is still there.
+    The trained model (for the predictions) comes from ``cache`` when the fit is still there;
+    ``plot_path``: also draw their images there (:func:`rethink_checks.plots.plot_suspects`).
     """
     from . import checks
 
@@ -284,7 +289,13 @@ def attach_suspects(result: CheckResult, data: "Dataset", settings: "CheckSettin
     run = FitResult.from_dict(entry)
     cached = cache.get(tuple(entry.get("cache_key") or ())) if cache is not None else None
     run.model = getattr(cached, "model", None)
-    suspects = suspects_from_run(run, checks._prepared(data, settings), n)
+    data = checks._prepared(data, settings)
+    suspects = suspects_from_run(run, data, n)
+    if plot_path is not None:
+        from .plots import plot_suspects
+
+        plot_suspects(data.train_x, suspects, plot_path,
+                      title=f"suspected mislabels ({getattr(data, 'name', '')})")
     result.tables["suspects"] = [s.to_dict() for s in suspects]
     result.metrics["suspects"] = len(suspects)
     result.metrics["suspects.indices"] = ",".join(str(s.index) for s in suspects)
