@@ -252,9 +252,29 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
         if getattr(cause, "rethink_factory", False):  # the engine wrapped our message: say it once
             raise cause from cause.__cause__
         raise
+    add_suspects(request, state, result, dataset, settings)
     item.stash[RESULT_KEY] = result
     item.user_properties.extend(properties(check, result.metrics))
     return result
+
+
+def add_suspects(request: pytest.FixtureRequest, state: Any, result: Any, dataset: Any,
+                 settings: Any) -> None:
+    """``--rethink-suspects=N``: the true-label fit's likeliest mislabels in the result (and a PNG)."""
+    n = state.options.get("suspects")
+    if not n or result.check != "true_labels":
+        return
+    from pathlib import Path
+
+    from rethink_checks.memorization import attach_suspects
+
+    info = request.node.stash[ITEM_KEY]
+    plots = state.options.get("plots")
+    path = None
+    if plots:
+        name = re.sub(r"[^A-Za-z0-9_.]+", "-", info.model).strip("-") or "model"
+        path = Path(request.config.invocation_params.dir) / plots / f"{name}_suspects.png"
+    attach_suspects(result, dataset, settings, n, state.cache_for(info.model_key), plot_path=path)
 
 
 def annotate_report(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:

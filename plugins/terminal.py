@@ -84,5 +84,19 @@ def write_summary(reporter: Any, state: RethinkState) -> None:
     reporter.write_sep("=", "rethink summary")
     if state.entries:
         reporter.write_line(format_table(state.ordered_entries()))
+    write_suspects(reporter, state)
     for line in state.finish_lines:
         reporter.write_line(line)
+
+
+def write_suspects(reporter: Any, state: RethinkState) -> None:
+    """``--rethink-suspects``: each model's likeliest mislabels, from its true_labels item."""
+    for entry in state.ordered_entries():
+        rows = (entry.get("tables") or {}).get("suspects")
+        if not rows:
+            continue
+        from rethink_checks.memorization import format_suspects
+
+        reporter.write_line(f"rethink suspects: {entry.get('model')}: the {len(rows)} training "
+                            "examples fitted last or forgotten most on their given labels")
+        reporter.write_line(format_suspects(rows))

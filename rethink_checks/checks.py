@@ -455,6 +455,14 @@ def check_expressivity(model_factory: Callable, data: "Dataset", settings: Check
     return impl(model_factory, _prepared(data, settings), settings, cache)
 
 
+def check_memorization(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                       cache: RunCache | None = None) -> CheckResult:
+    """Clean before noisy (rethink_checks.memorization, imported when run)."""
+    from .memorization import check_memorization as impl
+
+    return impl(model_factory, data, settings, cache)
+
+
 CHECKS: dict[str, Callable[..., CheckResult]] = {
     "true_labels": check_true_labels,
     **{name: _memorization(name) for name in RANDOMIZATION_CHECKS},
@@ -463,6 +471,7 @@ CHECKS: dict[str, Callable[..., CheckResult]] = {
     "regularizers": check_regularizers,
     "capacity": check_capacity,
     "expressivity": check_expressivity,
+    "memorization": check_memorization,
 }
 
 

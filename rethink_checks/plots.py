@@ -15,7 +15,7 @@ from .errors import RethinkError
 from .results import FitResult
 
 __all__ = ["PlotsUnavailable", "plot_loss_curves", "plot_relative_time", "plot_test_error",
-           "figure1", "FIGURE1_FILES", "require_matplotlib"]
+           "figure1", "FIGURE1_FILES", "require_matplotlib", "plot_suspects"]
 
 FIGURE1_FILES = ("figure1a_loss.png", "figure1b_relative_time.png", "figure1c_test_error.png")
 INSTALL_HINT = "pip install 'rethink-checks[plots]'"
@@ -160,3 +160,39 @@ def figure1(runs: Mapping[str, FitResult | Mapping[str, Any]],
         written.append(plot_test_error(rows, out / f"{prefix}{FIGURE1_FILES[2]}",
                                        "test error" + suffix))
     return written
+
+
+def plot_suspects(images: Any, suspects: Iterable[Any], path: str | os.PathLike,
+                  title: str = "suspected mislabels", columns: int = 8) -> Path:
+    """A grid of the suspected training images captioned index, given label -> prediction, fit epoch.
+
+    ``images``: the training inputs (N x C x H x W, or N x D drawn as one row); ``suspects``:
+    :class:`rethink_checks.memorization.Suspect` objects or their dicts. Each image is scaled to
+    its own min-max range (whitened inputs have no fixed one).
+    """
+    rows = [s if isinstance(s, Mapping) else s.to_dict() for s in suspects]
+    count = max(len(rows), 1)
+    cols = min(columns, count)
+    lines = math.ceil(count / cols)
+    fig = _figure(1.4 * cols, 1.6 * lines + 0.4)
+    for k, row in enumerate(rows):
+        ax = fig.add_subplot(lines, cols, k + 1)
+        image = images[int(row["index"])].detach().float().cpu()
+        image = image.reshape(1, 1, -1) if image.dim() == 1 else image
+        low, high = float(image.min()), float(image.max())
+        image = (image - low) / (high - low) if high > low else image * 0
+        if image.shape[0] == 3:
+            ax.imshow(image.permute(1, 2, 0).numpy())
+        else:
+            ax.imshow(image[0].numpy(), cmap="gray", aspect="auto" if image.shape[1] == 1 else None)
+        pred = "?" if row.get("prediction") is None else row["prediction"]
+        epoch = "never" if row.get("fit_epoch") is None else f"e{row['fit_epoch']}"
+        ax.set_title(f"#{row['index']} {row['label']}->{pred}\n{epoch} f{row.get('forgets', 0)}",
+                     fontsize=7)
+        ax.set_axis_off()
+    if not rows:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.text(0.5, 0.5, "no suspects", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -43,6 +43,9 @@ class FitResult:
     peak_memory_bytes: int | None = None
     fast_path: bool = False
     fast_path_reason: str = ""
+    #: per-example fit epochs and forgetting counts over the training-set evaluations
+    #: (``ExampleRecord.to_dict()``; ``ExampleRecord.from_dict`` reads it); None in old JSON
+    examples: dict[str, Any] | None = None
 
     #: The trained model (on the CPU, in eval mode) when this result came from ``fit`` in this
     #: process; None after a JSON round trip. A class-level default, not a field: never serialized.

@@ -174,6 +174,8 @@ class CheckSettings:
     capacity_budget: str = "steps"     # capacity: "steps" (every subset gets the full set's steps) | "epochs"
     time_budget: float | None = None   # wall-clock seconds for a whole check (all its fits), via run_check
     seed: int = 0
+    memorization_p: float = 0.2        # memorization: fraction of training labels redrawn (0 < p < 1)
+    min_memorization_auc: float = 0.75  # memorization: AUC of fit epoch as a corrupted-label detector
 
     def __post_init__(self) -> None:
         own = "CheckSettings"

@@ -32,6 +32,7 @@ from torch import nn
 from .augment import augment_images
 from .cuda_graphs import WARMUP_STEPS, _fast_path
 from .errors import DataError, DeviceError, InputTypeError, ModelError
+from .example_record import ExampleRecord
 from .results import FitResult
 from .settings import FitConfig
 from .step import _autocast, _call_model, _Loop, _Placed, _probe, sgd_momentum_update
@@ -206,16 +207,21 @@ def _is_conv2d(model: nn.Module) -> bool:
 # ----------------------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, split: _Placed, chunk: int, autocast) -> float:
-    """Accuracy over a whole split in eval mode, one host synchronization at the end."""
+def _correct(model: nn.Module, split: _Placed, chunk: int, autocast) -> torch.Tensor:
+    """Per-example correctness (a bool vector on the split's device) over a whole split in eval mode."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=split.y.device)
+    correct = torch.empty(len(split), dtype=torch.bool, device=split.y.device)
     for lo in range(0, len(split), chunk):
         with autocast():
             out = _call_model(model, split.view(split.x[lo:lo + chunk]))
-        correct += (out.argmax(dim=1) == split.y[lo:lo + chunk]).sum()
+        correct[lo:lo + chunk] = out.argmax(dim=1) == split.y[lo:lo + chunk]
     model.train()
-    return correct.item() / len(split)
+    return correct
+
+
+def _accuracy(model: nn.Module, split: _Placed, chunk: int, autocast) -> float:
+    """Accuracy over a whole split in eval mode, one host synchronization at the end."""
+    return _correct(model, split, chunk, autocast).sum().item() / len(split)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -279,6 +285,7 @@ class _Run:
         self.stop_reason, self.fitted_epoch, self.diverged_epoch = "max_epochs", None, None
         self.train_accuracy, self.test_accuracy = 0.0, None
         self.train_seconds = 0.0
+        self.examples = ExampleRecord(len(train))  # per-example fit epochs and forgetting events
 
     def epochs(self) -> None:
         cfg, loop = self.config, self.loop
@@ -300,10 +307,10 @@ class _Run:
             evaluate = not diverged and (epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs)
             train_acc = test_acc = None
             if evaluate:
-                train_acc, test_acc = self._evaluate()
+                train_acc, test_acc = self._evaluate(epoch)
             elapsed = time.perf_counter() - t0
             if not evaluate and not diverged and cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
-                train_acc, test_acc = self._evaluate()  # the run ends here: measure it
+                train_acc, test_acc = self._evaluate(epoch)  # the run ends here: measure it
                 elapsed = time.perf_counter() - t0
             self._record(epoch, mean_loss, train_acc, test_acc, lr, elapsed)
             self.train_seconds = elapsed
@@ -323,10 +330,12 @@ class _Run:
         augmented = augment_images(images, self.crops)
         return augmented.permute(0, 2, 3, 1) if self.train.nhwc else augmented
 
-    def _evaluate(self) -> tuple[float, float | None]:
+    def _evaluate(self, epoch: int) -> tuple[float, float | None]:
         chunk = self.config.eval_batch_size
         try:
-            train_acc = _accuracy(self.model, self.train, chunk, self.autocast)
+            correct = _correct(self.model, self.train, chunk, self.autocast)
+            self.examples.update(correct, epoch)
+            train_acc = correct.sum().item() / len(self.train)
             test_acc = _accuracy(self.model, self.test, chunk, self.autocast) if self.test else None
         except torch.cuda.OutOfMemoryError as err:
             raise _oom_error(err, self.config, "evaluation") from err
@@ -372,6 +381,7 @@ class _Run:
             device=str(device), device_name=_device_name(device), torch_version=torch.__version__,
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
             fast_path=self.graphs is not None, fast_path_reason=reason,
+            examples=self.examples.to_dict(),
         )
         result.model = self.model.cpu() if device.type == "cuda" else self.model  # not serialized
         return result
