@@ -225,7 +225,7 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     import dataclasses
 
     from rethink_checks.checks import CheckSettings, run_check
-    from rethink_checks.corruptions import NotApplicable
+    from rethink_checks.errors import NotApplicable
     from rethink_checks.errors import RethinkError
 
     item = request.node

@@ -4,7 +4,7 @@ Every check has the signature ``check(model_factory, data, settings, cache=None)
 A model that misses a criterion gives ``passed=False`` with metrics; unusable input (a bad
 model, bad data, bad settings) raises a :class:`~rethink_checks.errors.RethinkError`. A
 randomization that means nothing for the data raises
-:class:`~rethink_checks.corruptions.NotApplicable` (the plugin reports a skip with its reason);
+:class:`~rethink_checks.errors.NotApplicable` (the plugin reports a skip with its reason);
 ``slowdown`` leaves such a randomization out of its table instead, with the reason.
 The criteria are documented in ``docs/checks.md`` and in each result's ``criterion``.
 """
@@ -321,7 +321,7 @@ def check_partial_labels(model_factory: Callable, data: "Dataset", settings: Che
 def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                    cache: RunCache | None = None) -> CheckResult:
     """Fitting each randomization is at most ``max_slowdown`` times slower than true labels."""
-    from .corruptions import NotApplicable
+    from .errors import NotApplicable
 
     data = _prepared(data, settings)
     t = min(settings.fit_threshold, settings.memorize_threshold)

@@ -21,14 +21,16 @@ spec share helpers and belong together.
 """
 from __future__ import annotations
 
-import hashlib
 import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 
-from .errors import DataError, InputTypeError, RethinkError
+from .errors import DataError, InputTypeError, NotApplicable
+from .seeding import check_seed as _check_seed
+from .seeding import derive_seed
+from .seeding import generator as _generator
 
 __all__ = [
     "RANDOMIZATIONS", "LABEL_MODES", "CorruptionSpec", "CorruptionTypeError", "NotApplicable",
@@ -43,36 +45,13 @@ RANDOMIZATIONS = ("true_labels", "partial_labels", "random_labels",
 #: Label corruption modes: the paper's (uniform over all K classes) and Nakkiran et al.'s.
 LABEL_MODES = ("paper", "wrong_class")
 _LABEL_NAMES = ("true_labels", "partial_labels", "random_labels")
-_MAX_SEED = 2**64 - 1
 
 
 #: Former name of :class:`~rethink_checks.errors.InputTypeError`, kept importable.
 CorruptionTypeError = InputTypeError
 
 
-class NotApplicable(RethinkError):
-    """A randomization that has no meaning for this data (the checks report a skip, not an error).
-
-    Derives from :class:`RethinkError` only: it is neither a bad value nor a wrong type, so
-    ``except ValueError`` must not swallow it. ``reason`` says why, in one sentence.
-    """
-
-    def __init__(self, randomization: str, kind: str, reason: str):
-        super().__init__(f"{randomization} is not applicable to {kind} inputs: {reason}")
-        self.randomization, self.kind, self.reason = randomization, kind, reason
-
-
 # --------------------------------------------------------------------------- validation
-
-def _check_seed(seed: Any, arg: str = "seed") -> int:
-    """Return ``seed`` as an int, or raise naming it: seeds are ints in [0, 2**64)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InputTypeError(f"{arg} must be an int in [0, 2**64), got {seed!r} "
-                                  f"({type(seed).__name__})")
-    if not 0 <= int(seed) <= _MAX_SEED:
-        raise DataError(f"{arg} must be an int in [0, 2**64), got {seed!r}")
-    return int(seed)
-
 
 def _check_p(p: Any, arg: str = "p") -> float:
     """Return ``p`` as a float, or raise naming it: a probability in [0, 1]."""
@@ -131,17 +110,6 @@ def _check_images(images: Any, arg: str = "images") -> torch.Tensor:
         raise InputTypeError(f"{arg} must have a real numeric dtype (float or integer), "
                                   f"got {images.dtype}")
     return images
-
-
-def _generator(seed: int) -> torch.Generator:
-    """A fresh CPU generator: draws are identical on every device and never touch global RNG."""
-    return torch.Generator(device="cpu").manual_seed(seed)
-
-
-def derive_seed(seed: int, purpose: str) -> int:
-    """A seed for ``purpose`` derived from ``seed`` (stable across runs, platforms, versions)."""
-    digest = hashlib.sha256(f"{_check_seed(seed)}:{purpose}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 # --------------------------------------------------------------------------- labels

@@ -8,7 +8,7 @@ value received and what is allowed.
 from __future__ import annotations
 
 __all__ = ["RethinkError", "DataError", "InputTypeError", "SettingsError", "ModelError",
-           "ModelNameError", "DeviceError", "DataNotFoundError"]
+           "ModelNameError", "DeviceError", "DataNotFoundError", "NotApplicable"]
 
 
 class RethinkError(Exception):
@@ -41,3 +41,15 @@ class DeviceError(RethinkError, RuntimeError):
 
 class DataNotFoundError(RethinkError, FileNotFoundError):
     """A data path names no file or folder, or a folder holds no dataset layout the library reads."""
+
+
+class NotApplicable(RethinkError):
+    """A randomization that has no meaning for this data (the checks report a skip, not an error).
+
+    Derives from :class:`RethinkError` only: it is neither a bad value nor a wrong type, so
+    ``except ValueError`` must not swallow it. ``reason`` says why, in one sentence.
+    """
+
+    def __init__(self, randomization: str, kind: str, reason: str):
+        super().__init__(f"{randomization} is not applicable to {kind} inputs: {reason}")
+        self.randomization, self.kind, self.reason = randomization, kind, reason

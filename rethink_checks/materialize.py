@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .data import Dataset, from_arrays, from_tensors
+from .dataset import Dataset, from_arrays, from_tensors
 from .errors import DataError, InputTypeError
 from .imagefolder import default_cache_dir
 

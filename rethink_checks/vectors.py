@@ -20,7 +20,7 @@ Like :mod:`rethink_checks.corruptions` every function takes one example (rank 1)
 (rank 2), draws from a fresh seeded CPU generator (never the global RNG), returns a new
 tensor with the input's dtype and device, and never mutates its input. A permutation of a
 single position (D or L == 1) changes nothing, so :func:`apply_to_vectors` raises
-:class:`~rethink_checks.corruptions.NotApplicable` for it instead of training on a no-op.
+:class:`~rethink_checks.errors.NotApplicable` for it instead of training on a no-op.
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ from typing import Any
 
 import torch
 
-from .corruptions import NotApplicable, _check_seed, _generator
-from .errors import DataError, InputTypeError
+from .errors import DataError, InputTypeError, NotApplicable
+from .seeding import check_seed as _check_seed
+from .seeding import generator as _generator
 
 __all__ = ["position_permutation", "shuffle_positions", "random_positions", "feature_statistics",
            "feature_noise", "token_vocabulary", "random_tokens", "apply_to_vectors"]
