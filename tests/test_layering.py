@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import rethink_checks
 
 PACKAGE = Path(rethink_checks.__file__).parent
@@ -61,3 +63,122 @@ def test_the_table_imports_nothing_from_the_package():
     names = {a.name for n in nodes for a in n.names} | {
         n.module for n in nodes if isinstance(n, ast.ImportFrom)}
     assert not {m for m in names if m and m.startswith("rethink_checks")}
+
+
+# ---------------------------------------------------------------- the import graph
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(path: Path, lazy: bool) -> set[str]:
+    """Package modules ``path`` imports; ``lazy`` adds imports inside functions.
+
+    Imports under ``if TYPE_CHECKING:`` never run, so they are left out.
+    """
+    module, is_package = _module_name(path), path.name == "__init__.py"
+    found: set[str] = set()
+
+    def target(node: ast.ImportFrom) -> str:
+        if node.level == 0:
+            return node.module or ""
+        parts = module.split(".")[:len(module.split(".")) - (0 if is_package else 1)]
+        parts = parts[:len(parts) - (node.level - 1)]
+        return ".".join(parts + ([node.module] if node.module else []))
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if (lazy or not in_function) and isinstance(child, ast.ImportFrom):
+                base = target(child)
+                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                             for a in child.names)
+            elif (lazy or not in_function) and isinstance(child, ast.Import):
+                found.update(a.name for a in child.names)
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    return {m for m in found if m in MODULES and m != module and not module.startswith(m + ".")
+            and m != "rethink_checks"}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["module-level", "with-lazy-imports"])
+def test_no_import_cycle_in_the_package(lazy):
+    """Imports run one way: no circle among module-level imports, nor when imports made
+    inside functions (the lazy ones that keep torch out of a plain import) are counted too."""
+    graph = {name: _imports(path, lazy) for name, path in MODULES.items()}
+    assert _cycles(graph) == []
+
+
+def test_no_private_name_is_re_exported():
+    """A module imports another's private name only to use it, never to pass it on."""
+    offenders = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+            n.value.id for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    local = alias.asname or alias.name
+                    if alias.name.startswith("_") and not alias.name.startswith("__") \
+                            and local not in used:
+                        offenders.append(f"{name}: {alias.name}")
+    assert offenders == []
+
+
+LONG_MODULE = 400
+
+
+def test_long_modules_say_why():
+    """A module over ~400 lines holds two ideas, or its docstring says why it does not."""
+    unexplained = []
+    for name, path in MODULES.items():
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if lines > LONG_MODULE and "over 400 lines because" not in doc:
+            unexplained.append(f"{name} ({lines} lines)")
+    assert unexplained == []
