@@ -78,6 +78,10 @@ class RethinkSession:
             record = survival.interruption(self.state.interruption, exitstatus, session,
                                            not_run, crashed, self._worker_stops)
             keep = record is None or record.get("by") not in CUT_SHORT
+            if record is not None:
+                self.state.finish_lines.append(
+                    f"rethink: session interrupted ({record['by']}): {len(self.state.entries)} "
+                    f"item(s) kept, {len(record['not_run'])} not run")
             recorder.finish(self.state, self.config, interrupted=record, keep_baseline=keep)
             if self.state.compare_failures and session.exitstatus in (
                     pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):

@@ -135,6 +135,7 @@ def test_sigterm_mid_run_leaves_the_finished_items_and_says_so(pytester: pytest.
     assert doc["interrupted"]["by"] == "SIGTERM"
     assert doc["interrupted"]["not_run"] == ["test_b_slow.py::rethink[true_labels]"]
     assert "received SIGTERM" in stdout
+    assert "rethink: session interrupted (SIGTERM): 1 item(s) kept, 1 not run" in stdout
     names = [c.get("name") for c in ET.parse(pytester.path / "j.xml").getroot().iter("testcase")]
     assert "rethink[true_labels]" in names
 
