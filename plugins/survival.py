@@ -95,8 +95,7 @@ def interruption(record: dict[str, Any] | None, exitstatus: int, session: Any,
     import pytest
 
     if record is None and exitstatus == pytest.ExitCode.INTERRUPTED:
-        record = {"by": worker_reasons[0] if worker_reasons else "KeyboardInterrupt",
-                  "message": "pytest was interrupted"}
+        record = {"by": "stopped", "message": "pytest was interrupted"}
     if record is None and exitstatus == pytest.ExitCode.INTERNAL_ERROR:
         record = {"by": "internal error", "message": "pytest stopped on an internal error"}
     if record is None and not_run:
