@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import items, options, terminal, workers
+from . import hosts, items, options, terminal, workers
 from .session import RethinkSession
 from .state import STATE_KEY, RethinkState, get_state
 
@@ -124,8 +124,14 @@ def _rethink_result(request: pytest.FixtureRequest, rethink_check: str, rethink_
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
-    if items.ITEM_KEY in item.stash and get_state(item.config) is not None:
-        items.annotate_report(item, call, outcome.get_result())
+    state = get_state(item.config)
+    if items.ITEM_KEY in item.stash and state is not None:
+        report = outcome.get_result()
+        items.annotate_report(item, call, report)
+        if getattr(report, "rethink", None) is not None:  # where it ran: host, GPU, local rank
+            place, info = hosts.item_machine(state, getattr(item.config, "workerinput", None))
+            report.rethink["machine"] = place
+            report.rethink_machine = info  # type: ignore[attr-defined] - merged per host
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -1,8 +1,11 @@
 """The controller's end of the session: the JSON document, Figure 1 plots and baselines.
 
 Entries arrive as ``report.rethink`` on test reports (from this process or from xdist
-workers) and are gathered in ``RethinkState.entries``; everything here runs once, at
-``pytest_sessionfinish``, also after Ctrl-C (the document then holds what finished).
+workers, crashed workers' items included) and are gathered in ``RethinkState.entries``.
+The JSON is rewritten atomically at session start and after every entry
+(:func:`write_progress`, marked unfinished), so a killed run still leaves a valid file
+holding what finished; :func:`finish` writes the final document, plots and baselines at
+``pytest_sessionfinish``, also after Ctrl-C and SIGTERM.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from . import survival
 from .state import RethinkState
 
 FIGURE_RUNS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
@@ -24,6 +28,10 @@ def add_entry(state: RethinkState, report: pytest.TestReport) -> None:
     entry["nodeid"] = nodeid
     gateway = getattr(getattr(report, "node", None), "gateway", None)
     entry["worker"] = getattr(gateway, "id", None)
+    host_info = getattr(report, "rethink_machine", None)
+    place = entry.get("machine") or {}
+    if isinstance(host_info, dict) and place.get("host"):
+        state.machines.setdefault(place["host"], host_info)
     state.entries[nodeid] = entry
 
 
@@ -35,16 +43,54 @@ def session_settings(state: RethinkState) -> dict[str, Any]:
     return CheckSettings.from_mapping({**ini, **cli}).to_dict()
 
 
-def document(state: RethinkState, interrupted: bool) -> dict[str, Any]:
-    """The session document of :mod:`rethink_checks.report` for the entries so far."""
-    from rethink_checks.report import session_document
+def document(state: RethinkState, interrupted: dict[str, Any] | None,
+             running: bool = False) -> dict[str, Any]:
+    """The session document of :mod:`rethink_checks.report` for the entries so far.
 
+    Beyond the library's fields: ``status`` (``running``, ``finished`` or ``interrupted``),
+    ``interrupted`` (None, or ``by`` / ``message`` / ``not_run``; while running it says the
+    session is unfinished) and ``machines`` (host name -> machine_info of every host that
+    reported an item).
+    """
+    from rethink_checks.report import machine_info, session_document
+
+    if state.machine is None:
+        from .hosts import plain
+
+        state.machine = plain(machine_info())
     settings = session_settings(state)
+    if running:
+        interrupted = dict(survival.RUNNING)
     plugin = {"checks": list(state.cli_checks or state.ini_checks or state.known_checks),
               "options": {**state.options.ini, **state.options.cli},
-              "interrupted": interrupted}
+              "interrupted": interrupted is not None}
+    status = "running" if running else "interrupted" if interrupted else "finished"
     return session_document(state.ordered_entries(), settings, seed=settings.get("seed"),
-                            data=state.data_default, extra={"plugin": plugin})
+                            data=state.data_default, machine=state.machine,
+                            extra={"plugin": plugin, "status": status,
+                                   "interrupted": interrupted,
+                                   "machines": dict(state.machines)})
+
+
+def json_path(state: RethinkState, config: pytest.Config) -> Path | None:
+    """Where ``--rethink-json`` writes (relative to the invocation directory), or None."""
+    name = state.options.get("json")
+    return Path(config.invocation_params.dir) / name if name else None
+
+
+def write_progress(state: RethinkState, config: pytest.Config) -> None:
+    """Rewrite the JSON with the entries so far, marked unfinished (atomic: temp + rename)."""
+    path = json_path(state, config)
+    if path is None:
+        return
+    from rethink_checks.report import write_json
+
+    try:
+        write_json(document(state, None, running=True), path)
+    except (OSError, ValueError, TypeError) as exc:
+        if not state.json_failed:
+            state.json_failed = True
+            state.finish_lines.append(f"rethink: JSON not written during the run: {exc}")
 
 
 def _slug(text: str) -> str:
@@ -88,8 +134,14 @@ def _compare(state: RethinkState, doc: dict[str, Any], storage: Path) -> None:
     state.compare_failures += failures
 
 
-def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> None:
-    """Write the JSON, plots and baselines asked for; note what was written and what failed."""
+def finish(state: RethinkState, config: pytest.Config, interrupted: dict[str, Any] | None,
+           keep_baseline: bool = True) -> None:
+    """Write the JSON, plots and baselines asked for; note what was written and what failed.
+
+    ``interrupted`` is the document's record of why the session stopped early (None: it
+    ran to the end); ``keep_baseline`` False refuses ``--rethink-save`` (a signal, Ctrl-C or
+    an internal error cut the session short).
+    """
     opts = state.options
     wants = any(opts.get(n) for n in ("json", "plots", "save")) or opts.compare or opts.compare_fail
     if not wants:
@@ -100,8 +152,8 @@ def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> Non
         from rethink_checks.report import write_json
 
         try:
-            path = write_json(doc, Path(config.invocation_params.dir) / opts.get("json"))
-        except OSError as exc:
+            path = write_json(doc, json_path(state, config))
+        except (OSError, ValueError, TypeError) as exc:
             state.finish_lines.append(f"rethink: JSON not written: {exc}")
         else:
             state.finish_lines.append(f"rethink: wrote {len(doc['items'])} item(s) to {path}")
@@ -119,7 +171,7 @@ def finish(state: RethinkState, config: pytest.Config, interrupted: bool) -> Non
     if opts.get("save"):
         from rethink_checks.report import BaselineStore
 
-        if interrupted:
+        if not keep_baseline:
             state.finish_lines.append("rethink: baseline not saved (the session was interrupted)")
         else:
             from rethink_checks.errors import RethinkError

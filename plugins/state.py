@@ -28,6 +28,12 @@ class RethinkState:
     run_caches: dict[str, Any] = field(default_factory=dict)
     finish_lines: list[str] = field(default_factory=list)  # printed in the terminal summary
     compare_failures: list[str] = field(default_factory=list)
+    collected: set[str] = field(default_factory=set)  # rethink node ids due to run (controller)
+    interruption: dict[str, Any] | None = None  # why the session stopped early, once known
+    machine: dict[str, Any] | None = None  # this process's machine_info(), computed once
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> machine_info
+    node_errors: dict[str, str] = field(default_factory=dict)  # xdist gateway id -> why it died
+    json_failed: bool = False  # an incremental JSON write failed (said once)
 
     @property
     def cli_checks(self) -> tuple[str, ...] | None:

@@ -1,16 +1,18 @@
 """pytest-xdist: one GPU per worker, and ``-n auto`` meaning one worker per GPU.
 
-The controller lists the GPUs the caller made visible (``CUDA_VISIBLE_DEVICES``, else
-every device torch sees) and hands the list to each worker; the worker narrows its own
-``CUDA_VISIBLE_DEVICES`` to entry ``index % len(gpus)`` in ``pytest_configure``, before
-anything in it initialises CUDA.
+The controller decides each worker's GPU when it sets the worker's gateway up
+(:func:`rethink_checks_pytest.hosts.configure_gateway`: the worker's local rank on its
+own host, modulo the GPUs its gateway may use) and already sets ``CUDA_VISIBLE_DEVICES``
+in the gateway process; it also hands the choice over in ``workerinput``, and the worker
+applies it again in its ``pytest_configure`` (:func:`pin_worker_gpu`), before anything in
+it initialises CUDA.
 """
 from __future__ import annotations
 
 import os
 from typing import Any
 
-WORKERINPUT_KEY = "rethink_gpus"
+PIN_KEY = "rethink_gpu"  # workerinput: the CUDA_VISIBLE_DEVICES entry chosen for the worker
 
 
 def visible_gpus() -> list[str]:
@@ -29,15 +31,12 @@ def pins_gpu(device: str) -> bool:
 
 
 def pin_worker_gpu(workerinput: dict[str, Any], environ: Any = os.environ) -> str | None:
-    """Narrow this worker to one GPU (round-robin by worker index); returns the GPU id."""
-    gpus = workerinput.get(WORKERINPUT_KEY) or []
-    if not gpus:
+    """Narrow this worker to the GPU the controller chose for it; returns the GPU id."""
+    chosen = workerinput.get(PIN_KEY)
+    if chosen is None:
         return None
-    worker = str(workerinput.get("workerid", "gw0"))
-    index = int(worker[2:]) if worker[2:].isdigit() else 0
-    chosen = gpus[index % len(gpus)]
-    environ["CUDA_VISIBLE_DEVICES"] = chosen
-    return chosen
+    environ["CUDA_VISIBLE_DEVICES"] = str(chosen)
+    return str(chosen)
 
 
 def cpu_threads(requested: int | None, workerinput: dict[str, Any] | None) -> int | None:

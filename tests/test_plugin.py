@@ -547,13 +547,14 @@ def rethink_model():
 
 # ---------------------------------------------------------------- xdist helpers (no workers)
 
-def test_workers_pin_one_gpu_each_round_robin() -> None:
+def test_workers_apply_the_gpu_the_controller_chose() -> None:
     from rethink_checks_pytest.workers import pin_worker_gpu
 
-    env: dict[str, str] = {}
-    assert pin_worker_gpu({"workerid": "gw3", "rethink_gpus": ["4", "5"]}, env) == "5"
+    env: dict[str, str] = {}  # the choice itself (local rank per host): tests/test_plugin_hosts.py
+    assert pin_worker_gpu({"workerid": "gw3", "rethink_gpu": "5"}, env) == "5"
     assert env == {"CUDA_VISIBLE_DEVICES": "5"}
-    assert pin_worker_gpu({"workerid": "gw0", "rethink_gpus": []}, env) is None
+    assert pin_worker_gpu({"workerid": "gw0", "rethink_gpu": None}, env) is None
+    assert env == {"CUDA_VISIBLE_DEVICES": "5"}
 
 
 def test_auto_workers_means_one_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
