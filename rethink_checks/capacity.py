@@ -11,7 +11,7 @@ from typing import Any
 from .errors import DataError
 from .results import CheckResult, FitResult, key_metric, table_summary
 from .run_cache import RunCache, run_key
-from .validate import require_training_examples
+from .dataset import require_training_examples
 
 __all__ = ["CapacityResult", "capacity_search", "check_capacity"]
 

@@ -15,7 +15,7 @@ import torch
 
 from .errors import DataError, InputTypeError
 
-__all__ = ["Dataset", "KINDS", "infer_kind", "from_tensors", "from_arrays"]
+__all__ = ["Dataset", "KINDS", "infer_kind", "from_tensors", "from_arrays", "require_training_examples"]
 
 
 #: Input kinds: images (N, C, H, W), feature vectors (N, D), token sequences (N, L) of integer ids.
@@ -253,3 +253,19 @@ def from_arrays(train_x: Any, train_y: Any, test_x: Any, test_y: Any, num_classe
             a = _to_nchw(a, arg, layout)
         tensors[arg] = torch.from_numpy(np.ascontiguousarray(a))
     return from_tensors(**tensors, num_classes=num_classes, name=name, kind=kind, vocab_size=vocab_size)
+
+
+def require_training_examples(data: Any) -> int:
+    """Number of training examples; DataError (naming ``data``) when none or any is NaN/inf.
+
+    The analyses that solve for the training set exactly (capacity search, Theorem 1) call it.
+    """
+    total = len(data.train_x)
+    if total == 0:
+        raise DataError(f"data: the training split of {getattr(data, 'name', 'the dataset')!r} is empty")
+    finite = torch.isfinite(data.train_x.reshape(total, -1)).all(1)
+    if not finite.all():
+        bad = torch.nonzero(~finite).flatten()
+        raise DataError(f"data: {len(bad)} training example(s) hold NaN/inf values, e.g. indices "
+                        f"{bad[:10].tolist()}; the inputs must be finite")
+    return total

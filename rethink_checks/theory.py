@@ -11,7 +11,7 @@ from torch import nn
 from .errors import DataError
 from .kernels import KernelInterpolant, KernelResult, kernel_interpolate, median_bandwidth
 from .results import CheckResult, key_metric, table_summary
-from .validate import require_training_examples
+from .dataset import require_training_examples
 
 __all__ = ["Theorem1Info", "TwoLayerReLU", "Theorem1Classifier", "theorem1_network", "theorem1_classifier",
            "check_expressivity",
