@@ -183,17 +183,20 @@ def run_one(scenario: Scenario, tree: Tree, cifar: Path | None, cap: float, work
     verdicts = {}
     if json_path.exists():
         doc = json.loads(json_path.read_text())
-        verdicts = {item.get("nodeid", "").split("::")[-1] or item.get("check"): item.get("outcome")
+        # node ids are relative to the rootdir (the examples/ or scenarios/ folder): equal across trees
+        verdicts = {item.get("nodeid") or item.get("check"): item.get("outcome")
                     for item in doc.get("items", [])}
     shares = [f["eval_share"] for f in fits if f["eval_share"] is not None]
-    ran = [code.get(k) for k in ("rethink_checks", "plugin")]
+    ran = [str(Path(code[k]).resolve()) if code.get(k) else None for k in ("rethink_checks", "plugin")]
     entry = {
         "seconds": round(seconds, 1), "capped": rc is None, "exit_code": rc,
         "verdicts": verdicts, "fits": fits,
         "eval_share_max": max(shares) if shares else None,
         "eval_share_median": round(statistics.median(shares), 3) if shares else None,
         "code": {"rethink_checks": ran[0], "plugin": ran[1]},
-        "code_ok": all(p is not None and Path(p).resolve().is_relative_to(tree.root.resolve()) for p in ran),
+        # None: the run ended before the probe saw the code (capped during start-up)
+        "code_ok": (all(p is not None and Path(p).is_relative_to(tree.root.resolve()) for p in ran)
+                    if code else None),
         "log_tail": log.read_text(errors="replace").splitlines()[-3:],
     }
     cap_note = f" (capped at {cap:.0f} s)" if rc is None else ""

@@ -23,11 +23,11 @@ def _write(record: dict[str, Any]) -> None:
         fh.write(json.dumps(record, default=str) + "\n")
 
 
-def _corruption(settings: dict[str, Any]) -> str | None:
+def _corruption(settings: dict[str, Any]) -> str:
     spec = settings.get("corruption")
     if isinstance(spec, dict):
         return spec.get("name")
-    return None if spec is None else str(spec)
+    return "none (true labels)" if spec is None else str(spec)
 
 
 def pytest_configure(config: Any) -> None:
