@@ -1,0 +1,28 @@
+"""Smoke test of ``benchmarks/bench_cpu_step.py --quick``: the script runs and writes its JSON.
+
+Only the cheap mode (MLP, one rep of two steps, no compile: a few seconds); the figures
+themselves are measured by hand (docs/benchmarks.md), never asserted here.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_cpu_step_quick_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "cpu_step.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cpu_step.py"), "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "t2/t1" in proc.stdout  # the table's header
+    report = json.loads(out.read_text())
+    mlp = report["models"]["mlp1x512"]
+    assert set(mlp["step_ms"]) == {"t1", "t2"}  # no channels_last for an MLP, no compile in --quick
+    assert all(ms > 0 for ms in mlp["step_ms"].values())
+    assert mlp["speedup"]["t2_vs_t1"] > 0
+    assert len(report["load_avg_before"]) == 3 and isinstance(report["idle"], bool)
+    assert report["machine"]  # rethink_checks.report.machine_info()
