@@ -7,7 +7,7 @@ a different class, fit MLP 1x512 on the flipped labels (``find_suspects``), and 
 k suspects (k = the number flipped) by precision at k; a random ranking scores the flip
 fraction on average. Prints a table and writes JSON (default benchmarks/results/suspects.json)
 with the machine. CIFAR-10: a seeded subset of the shared JPEG archive (paper preprocessing),
-batch 32 at the paper's lr 0.01 x0.95, as the CI reproduction run.
+batch 32 at a constant lr 0.002 (see SETUPS).
 """
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.t
 #: (data, fit settings) per dataset; both stop when every (flipped) label is fitted
 SETUPS = {
     "digits": {"batch_size": 32, "lr_decay": 1.0, "max_epochs": 300},  # DIGITS_FIT_DEFAULTS
-    "cifar10": {"batch_size": 32, "lr": 0.01, "lr_decay": 0.95, "max_epochs": 60},
+    # a constant lr 0.002 (not the paper's 0.01 x0.95): the fit takes ~23 epochs instead of ~10,
+    # and the finer fit-epoch granularity doubles precision at k (0.09 -> 0.20, seed 0)
+    "cifar10": {"batch_size": 32, "lr": 0.002, "lr_decay": 1.0, "max_epochs": 100},
 }
 
 

@@ -30,7 +30,7 @@ FAST = dict(train_size=40, batch_size=20, lr=0.1, lr_decay=1.0, max_epochs=3, de
 LENIENT = dict(FAST, batch_size=10, max_epochs=8, fit_threshold=0.4, memorize_threshold=0.4,
                max_slowdown=100.0,
                max_regularizer_gain=1.0, error_tolerance=1.0, partial_levels=(0.0, 1.0),
-               min_capacity=5, capacity_precision=0.5)
+               min_capacity=5, capacity_precision=0.5, min_memorization_auc=0.0)
 STRICT = dict(FAST, max_epochs=1, fit_threshold=1.0, memorize_threshold=1.0, max_slowdown=1.0,
               max_regularizer_gain=0.0, error_tolerance=0.0, partial_levels=(0.0, 1.0),
               capacity_precision=0.5)
