@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, SettingsError
 from .example_record import NEVER
-from .results import CheckResult, FitResult
+from .results import CheckResult, FitResult, key_metric, table_summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
@@ -127,22 +127,32 @@ def check_memorization(model_factory: Callable, data: "Dataset", settings: "Chec
     metrics = {**checks._run_metrics(run, settings.memorize_threshold),
                **_ordering_metrics(run, mask, bar), "p": p, "min_auc": threshold}
     runs = {"partial_labels": checks._run_dict(run, key)}
+    summary = _summary(run, metrics)
     if run.diverged:
         return CheckResult("memorization", False, criterion,
                            checks._fit_message("memorization", run, settings.memorize_threshold),
-                           metrics, runs=runs)
+                           metrics, runs=runs, summary=summary)
     if metrics["clean_fitted_fraction"] < bar:
         metrics["auc"] = None
         msg = (f"the model never fitted the clean examples: {metrics['clean_fitted_fraction']:.3f} of "
                f"them fitted for good after {run.epochs} epochs (needs {bar}); "
                f"a fit-time ordering means nothing without it")
-        return CheckResult("memorization", False, criterion, msg, metrics, runs=runs)
+        return CheckResult("memorization", False, criterion, msg, metrics, runs=runs,
+                           summary=_summary(run, metrics))
     passed = metrics["auc"] >= threshold
     msg = (f"AUC {metrics['auc']:.3f} {'>=' if passed else '<'} {threshold}: median fit epoch "
            f"{_num(metrics['median_fit_epoch_clean'])} clean vs "
            f"{_num(metrics['median_fit_epoch_corrupted'])} corrupted; early-stopping gain "
            f"{_num(metrics['early_stopping_gain'], '+.3f')}")
-    return CheckResult("memorization", passed, criterion, msg, metrics, runs=runs)
+    return CheckResult("memorization", passed, criterion, msg, metrics, runs=runs,
+                       summary=_summary(run, metrics))
+
+
+def _summary(run: FitResult, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary-table row: the fit's accuracies and the ordering AUC."""
+    auc = metrics.get("auc")
+    return table_summary(train=run.train_accuracy, test=run.test_accuracy, epochs=run.epochs_to_fit,
+                         key=[key_metric("auc", auc, "{:.3f}")] if auc is not None else [])
 
 
 def _num(x: Any, spec: str = "g") -> str:
