@@ -233,10 +233,13 @@ def load_data(state: Any, spec: Any, progress: Callable[[str, int, int, float], 
 
 
 def _short(obj: Any) -> str:
-    text = repr(obj) if isinstance(obj, (tuple, list)) and len(obj) <= 4 else ""
-    if not text or len(text) > 120:
-        text = f"a {type(obj).__module__}.{type(obj).__qualname__}"
-    return text
+    """``a list of length 10``, ``a mypkg.Blobs of length 200``: what the fixture returned."""
+    cls = type(obj)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        return f"a {name} of length {len(obj)}"
+    except Exception:  # no len (an iterable-style dataset)
+        return f"a {name}"
 
 
 def read_progress(config: pytest.Config, state: Any) -> Callable[[str, int, int, float], None] | None:

@@ -98,14 +98,19 @@ def _model_specs(text: str | list[str]) -> tuple[str, ...]:
     """Zero-code model specs ``TARGET:NAME`` (checked for form only; imported at configure)."""
     parts = text if isinstance(text, list) else [text]
     specs = tuple(str(p).strip() for p in parts if str(p).strip())
-    target = [s.rpartition(":") for s in specs]
-    if not specs or any(not t or not sep or not name.isidentifier() for t, sep, name in target):
-        raise ValueError
+    if not specs:
+        raise ValueError(f"no spec; allowed: {_model_specs.allowed}")  # type: ignore[attr-defined]
+    for spec in specs:
+        target, sep, name = spec.rpartition(":")
+        if not target or not sep or not name.isidentifier():
+            raise ValueError(f"{spec!r} is not TARGET:NAME; allowed: "
+                             f"{_model_specs.allowed}")  # type: ignore[attr-defined]
     return tuple(dict.fromkeys(specs))
 
 
 _model_specs.allowed = ("torchvision:NAME, pkg.module:factory_or_class or path/to/file.py:attr "  # type: ignore[attr-defined]
                         "(repeat the option for several models)")
+_model_specs.explains = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
