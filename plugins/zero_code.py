@@ -147,7 +147,12 @@ def trial_build(spec: str, obj: Any, dataset: Any) -> None:
             raise TypeError(f"it returned {type(model).__name__}, not an nn.Module")
         model.eval()
         with torch.no_grad():
-            model(dataset.train_x[:2])
+            out = model(dataset.train_x[:2])
+        expected = (min(2, len(dataset.train_x)), dataset.num_classes)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise TypeError(f"its output for a batch of {expected[0]} is {shape}; expected "
+                            f"{expected} (batch, num_classes)")
     except Exception as exc:
         raise _usage(spec, f"building it for {getattr(dataset, 'name', 'the data')} (input shape "
                      f"{tuple(dataset.input_shape)}, {dataset.num_classes} classes) failed",
