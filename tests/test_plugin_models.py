@@ -82,7 +82,8 @@ def test_factory_and_class_specs_give_items_named_after_the_spec(pytester: pytes
 
 
 def test_file_spec_ini_list_and_test_modules_together(pytester: pytest.Pytester) -> None:
-    """path/file.py:attr, the ini key as a line list, and ordinary fixture models alongside."""
+    """path/file.py:attr, the ini key as a line list, fixture models alongside, a conftest's
+    rethink_config applying to the spec items too."""
     pytester.mkdir("nets")
     (pytester.path / "nets" / "arch.py").write_text(NETS)
     pytester.makeini("[pytest]\nrethink_model =\n    nets/arch.py:make_net\n    "
@@ -95,8 +96,16 @@ from rethink_checks.models import mlp
 def rethink_model():
     return lambda input_shape, num_classes: mlp(input_shape, num_classes, width=64)
 ''')
+    pytester.makeconftest('''
+import pytest
+
+@pytest.fixture
+def rethink_config():
+    return {"batch_size": 8}
+''')
     result = pytester.runpytest(*FAST, "--rethink-checks=true_labels", "--rethink-json=out.json")
     result.assert_outcomes(passed=3)
+    assert {e["settings"]["fit"]["batch_size"] for e in entries(pytester).values()} == {8}
     assert set(entries(pytester)) == {
         "rethink-model::nets/arch.py:make_net::rethink[true_labels]",
         "rethink-model::nets/arch.py:no_arguments::rethink[true_labels]",
