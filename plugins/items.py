@@ -202,11 +202,14 @@ def data_spec(obj: Any, default: str) -> Any:
     ``(input, label)`` items, a tuple of arrays or tensors) goes to
     :func:`rethink_checks.data.as_dataset`'s reader when the item runs (:func:`load_data`).
     """
+    from rethink_checks.data import Dataset
     from rethink_checks.errors import DataError
     from rethink_checks.specs import SPEC_FORMS, parse_spec
 
     if obj is None:
         return default
+    if isinstance(obj, Dataset):
+        return obj
     if isinstance(obj, str):
         try:
             parse_spec(obj)
