@@ -13,6 +13,8 @@ import pytest
 from .options import PluginOptions
 
 STATE_KEY = pytest.StashKey["RethinkState"]()
+#: rethink_data values (torch datasets, arrays) kept for the by-identity memo; the oldest go.
+OBJECTS_HELD = 8
 
 
 @dataclass
@@ -28,7 +30,6 @@ class RethinkState:
     # id(fixture value) -> (the value, kept alive so its id stays unique; its Dataset)
     object_data: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)  # --rethink-model spec -> what it names
-    data_reads: int = 0  # torch datasets / array tuples materialized in this process
     run_caches: dict[str, Any] = field(default_factory=dict)
     finish_lines: list[str] = field(default_factory=list)  # printed in the terminal summary
     compare_failures: list[str] = field(default_factory=list)
@@ -80,10 +81,11 @@ class RethinkState:
             from rethink_checks.materialize import materialize
 
             dataset = materialize(spec, progress=progress)
-            self.data_reads += 1
             if fingerprint is not None:
                 self.data_cache[fingerprint] = dataset
         self.object_data[id(spec)] = (spec, dataset)
+        while len(self.object_data) > OBJECTS_HELD:  # a function-scoped fixture's objects
+            del self.object_data[next(iter(self.object_data))]
         return dataset
 
     def cache_for(self, model_key: str) -> Any:

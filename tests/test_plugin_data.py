@@ -189,3 +189,39 @@ def rethink_data(request):
         assert shown in message, (name, message)
     assert "item 3: input of shape (5,) and dtype torch.float32; expected shape (4,)" \
         in got["rethink[true_labels-mixed_shapes]"][1]
+
+
+class Counting(torch.utils.data.Dataset):
+    """``n`` items of 3 features whose labels are ``(i + shift) % 3``; counts every read."""
+
+    def __init__(self, n: int, shift: int = 0) -> None:
+        self.n, self.shift, self.reads = n, shift, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        return torch.full((3,), float(i)), (i + self.shift) % 3
+
+
+def test_state_memo_by_object_and_by_content() -> None:
+    from plugins.options import PluginOptions
+    from plugins.state import OBJECTS_HELD, RethinkState
+
+    state = RethinkState(PluginOptions(), [])
+    first = Counting(100)
+    data = state.load_data(first)
+    assert data.train_x.shape == (80, 3) and data.num_classes == 3
+    reads = first.reads
+    assert 100 <= reads <= 100 + 3 * 32  # one full read plus the content-key samples
+    assert state.load_data(first) is data and first.reads == reads  # same object: no read
+    same = Counting(100)
+    assert state.load_data(same) is data and same.reads <= 32  # same content: samples only
+    other = Counting(100, shift=1)
+    assert state.load_data(other) is not data and other.reads >= 100  # new content: read
+    for _ in range(OBJECTS_HELD + 2):  # objects held for the identity memo stay bounded
+        state.load_data(Counting(100))
+    assert len(state.object_data) == OBJECTS_HELD
+    arrays = (torch.randn(20, 2), torch.arange(20) % 2)
+    assert state.load_data(arrays) is state.load_data(arrays)
