@@ -206,8 +206,8 @@ class Counting(torch.utils.data.Dataset):
 
 
 def test_state_memo_by_object_and_by_content() -> None:
-    from plugins.options import PluginOptions
-    from plugins.state import OBJECTS_HELD, RethinkState
+    from rethink_checks_pytest.options import PluginOptions
+    from rethink_checks_pytest.state import OBJECTS_HELD, RethinkState
 
     state = RethinkState(PluginOptions(), [])
     first = Counting(100)
