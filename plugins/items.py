@@ -68,7 +68,7 @@ def _param_id(item: pytest.Item, check: str) -> str:
 
 
 def _module_label(module: pytest.Module) -> str:
-    return module.path.stem
+    return getattr(module, "rethink_label", None) or module.path.stem
 
 
 def collect(collector: pytest.Module, checks: tuple[str, ...]) -> list[pytest.Item]:
@@ -189,10 +189,18 @@ def split_config(config: Any) -> tuple[dict[str, Any], tuple[str, ...] | None]:
     return mapping, (tuple(checks) if checks is not None else None)
 
 
-def data_spec(obj: Any, default: str) -> Any:
-    """The data spec or Dataset to use: the ``rethink_data`` fixture's value, else ``default``.
+DATA_FORMS = ("a rethink_checks.data.Dataset, a data spec string, a pair (train, test) of map-style "
+              "torch datasets of (input, label) items, one such dataset, a list of such items, or "
+              "a tuple of arrays/tensors (x, y) or (train_x, train_y, test_x, test_y)")
 
-    A string must pass :func:`rethink_checks.specs.parse_spec`, as ``--rethink-data`` must.
+
+def data_spec(obj: Any, default: str) -> Any:
+    """What to load: the ``rethink_data`` fixture's value, else ``default`` (``--rethink-data``).
+
+    A string must pass :func:`rethink_checks.specs.parse_spec`, as ``--rethink-data`` must. A
+    Dataset is used as is; any other value (a pair of torch datasets, one dataset, a list of
+    ``(input, label)`` items, a tuple of arrays or tensors) goes to
+    :func:`rethink_checks.data.as_dataset`'s reader when the item runs (:func:`load_data`).
     """
     from rethink_checks.data import Dataset
     from rethink_checks.errors import DataError
@@ -207,9 +215,46 @@ def data_spec(obj: Any, default: str) -> Any:
             parse_spec(obj)
         except DataError as exc:
             raise DataError(f"the rethink_data fixture returned {obj!r}: {exc}") from None
-        return obj
-    raise DataError(f"the rethink_data fixture returned {obj!r}; expected a "
-                    f"rethink_checks.data.Dataset or a data spec: {SPEC_FORMS}")
+    elif not isinstance(obj, (tuple, list)) and not hasattr(obj, "__getitem__") \
+            and not hasattr(obj, "__iter__"):
+        raise DataError(f"the rethink_data fixture returned {obj!r}; expected {DATA_FORMS} "
+                        f"(spec strings: {SPEC_FORMS})")
+    return obj
+
+
+def load_data(state: Any, spec: Any, progress: Callable[[str, int, int, float], None] | None) -> Any:
+    """The item's Dataset (memoized by ``state``); a read error names the ``rethink_data`` fixture."""
+    from rethink_checks.errors import RethinkError
+
+    try:
+        return state.load_data(spec, progress=progress)
+    except RethinkError as exc:
+        if isinstance(spec, str):
+            raise
+        error = type(exc)(f"the rethink_data fixture returned {_short(spec)}: {exc}")
+        raise error.with_traceback(None) from exc.__cause__
+
+
+def _short(obj: Any) -> str:
+    """``a list of length 10``, ``a mypkg.Blobs of length 200``: what the fixture returned."""
+    cls = type(obj)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        return f"a {name} of length {len(obj)}"
+    except Exception:  # no len (an iterable-style dataset)
+        return f"a {name}"
+
+
+def read_progress(config: pytest.Config, state: Any) -> Callable[[str, int, int, float], None] | None:
+    """Progress lines of a long dataset read on the terminal (stderr is captured in setup)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or state.is_worker or config.getoption("verbose") < 0:
+        return None
+
+    def progress(name: str, done: int, total: int, seconds: float) -> None:
+        reporter.write_line(f"rethink: reading {name}: {done:,}/{total:,} items "
+                            f"({100 * done // max(total, 1)}%), {seconds:.0f} s")
+    return progress
 
 
 # ---------------------------------------------------------------- running one item
@@ -235,7 +280,8 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     if config_checks is not None and not state.cli_checks and check not in config_checks:
         pytest.skip(f"{check} is not selected by rethink_config['checks'] = {list(config_checks)}")
     ini, cli = state.options.settings_layers()
-    dataset = state.load_data(data_spec(data, state.data_default))
+    dataset = load_data(state, data_spec(data, state.data_default),
+                        read_progress(request.config, state))
     defaults = dict(getattr(dataset, "fit_defaults", None) or {})  # under every user layer
     settings = CheckSettings.from_mapping({**defaults, **ini, **marker_settings(item), **mapping, **cli})
     if progress is not None:

@@ -94,6 +94,25 @@ def _text(text: str) -> str:
 _text.allowed = "a non-empty string"  # type: ignore[attr-defined]
 
 
+def _model_specs(text: str | list[str]) -> tuple[str, ...]:
+    """Zero-code model specs ``TARGET:NAME`` (checked for form only; imported at configure)."""
+    parts = text if isinstance(text, list) else [text]
+    specs = tuple(str(p).strip() for p in parts if str(p).strip())
+    if not specs:
+        raise ValueError(f"no spec; allowed: {_model_specs.allowed}")  # type: ignore[attr-defined]
+    for spec in specs:
+        target, sep, name = spec.rpartition(":")
+        if not target or not sep or not name.isidentifier():
+            raise ValueError(f"{spec!r} is not TARGET:NAME; allowed: "
+                             f"{_model_specs.allowed}")  # type: ignore[attr-defined]
+    return tuple(dict.fromkeys(specs))
+
+
+_model_specs.allowed = ("torchvision:NAME, pkg.module:factory_or_class or path/to/file.py:attr "  # type: ignore[attr-defined]
+                        "(repeat the option for several models)")
+_model_specs.explains = True  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Option:
     """One plugin option: its name, parser, help, and the CheckSettings key it feeds (if any)."""
@@ -104,6 +123,7 @@ class Option:
     key: str | None = None
     metavar: str = "VALUE"
     ini_type: str | None = None
+    action: str | None = None  # argparse action, e.g. "append" for a repeatable option
 
     @property
     def flag(self) -> str:
@@ -158,6 +178,9 @@ OPTIONS: tuple[Option, ...] = (
            metavar="N"),
     Option("progress_interval", _float(0.0), "seconds between live progress lines of a running "
            "check (default 5; 0: every epoch)", metavar="SECONDS"),
+    Option("model", _model_specs, "zero-code entry: run the checks on model SPEC without a test "
+           "file: torchvision:NAME | pkg.module:factory_or_class | path/file.py:attr (repeatable)",
+           metavar="SPEC", ini_type="linelist", action="append"),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
@@ -169,8 +192,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--rethink", action="store_true", default=False,
                     help="run the randomization checks for every module defining rethink_model")
     for opt in OPTIONS:
+        extra = {"action": opt.action} if opt.action else {}
         group.addoption(opt.flag, dest="rethink_" + opt.name, default=None, metavar=opt.metavar,
-                        help=opt.help)
+                        help=opt.help, **extra)
         parser.addini(opt.ini, opt.help, type=opt.ini_type, default=None)
     group.addoption("--rethink-compare", dest="rethink_compare", nargs="?", const="latest",
                     default=None, metavar="NAME",

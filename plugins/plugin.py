@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import hosts, items, options, terminal, workers
+from . import hosts, items, options, terminal, workers, zero_code
 from .session import RethinkSession
 from .state import STATE_KEY, RethinkState, get_state
 
@@ -62,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--rethink-plots needs matplotlib, which is not installed: "
                                 "pip install 'rethink-checks[plots]'")
     state = RethinkState(opts, known, is_worker=workerinput is not None)
+    zero_code.configure(config, state)  # --rethink-model: a bad spec is a usage error here
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(RethinkSession(state, config), "rethink-session")
 
@@ -85,6 +86,14 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: object) -> Any:
     made = items.collect(collector, checks)
     state.generated += len(made)
     return made
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m / --deselect select among the items
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    state = get_state(config)
+    if state is not None and state.models:  # --rethink-model: items without a test file
+        items.extend(zero_code.collect(session, state.models))
 
 
 @pytest.hookimpl(tryfirst=True)
