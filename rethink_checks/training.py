@@ -224,9 +224,20 @@ def _accuracy(model: nn.Module, split: _Placed, chunk: int, autocast) -> float:
     return _correct(model, split, chunk, autocast).sum().item() / len(split)
 
 
-def _near(accuracy: float | None, config: FitConfig) -> bool:
-    """Whether an accuracy is within ``eval_margin`` of the target (so the stop rule may fire soon)."""
-    return accuracy is not None and accuracy >= config.target_accuracy - config.eval_margin
+def _evaluate_now(config: FitConfig, epoch: int, last_eval: int, running: float,
+                  last_accuracy: float | None, budget_end: bool) -> bool:
+    """Whether the epoch just trained is measured on the whole training set (the stop rule's input).
+
+    Yes at the budget's end, when ``eval_every`` epochs have passed since the last measurement
+    (``last_eval``, 0 before any), and whenever the stop rule may fire: the epoch's running
+    train-mode accuracy or the last measured eval-mode accuracy is within ``eval_margin`` of
+    the target. So a fit stops at exactly the epoch measuring every epoch would stop at when
+    either accuracy is within the margin there, and otherwise at the next measurement (at most
+    ``eval_every - 1`` epochs later) if the target still holds then.
+    """
+    near = config.target_accuracy - config.eval_margin
+    return (budget_end or epoch - last_eval >= config.eval_every or running >= near
+            or (last_accuracy is not None and last_accuracy >= near))
 
 
 def _test_sample(test: _Placed | None, config: FitConfig, n_train: int) -> _Placed | None:
@@ -334,9 +345,8 @@ class _Run:
             self.steps_done += steps
             out_of_steps = cfg.max_steps is not None and self.steps_done >= cfg.max_steps
             diverged = not math.isfinite(mean_loss)
-            evaluate = not diverged and (epoch == cfg.max_epochs or out_of_steps
-                                         or epoch - last_eval >= cfg.eval_every
-                                         or _near(running, cfg) or _near(last_acc, cfg))
+            evaluate = not diverged and _evaluate_now(cfg, epoch, last_eval, running, last_acc,
+                                                      epoch == cfg.max_epochs or out_of_steps)
             train_acc = test_acc = None
             if not evaluate and not diverged and cfg.max_seconds is not None \
                     and time.perf_counter() - t0 >= cfg.max_seconds:
