@@ -11,7 +11,8 @@ final partial batch gets its own (second) CUDA graph, so no example is dropped o
 
 Layers, imported one way: the settings (``FitConfig``, torch-free) live in
 :mod:`rethink_checks.settings`, the step in :mod:`rethink_checks.step`, its CUDA-graph capture
-in :mod:`rethink_checks.cuda_graphs`, the on-device crop and flip in :mod:`rethink_checks.augment`;
+in :mod:`rethink_checks.cuda_graphs`, what is measured when in :mod:`rethink_checks.evaluation`,
+the on-device crop and flip in :mod:`rethink_checks.augment`;
 this module holds ``fit`` and the epoch loop (``_Run``). ``FitConfig``, ``augment_images``,
 ``sgd_momentum_update``, ``lr_at`` and ``WARMUP_STEPS`` are re-exported from their home modules.
 """
@@ -35,7 +36,8 @@ from .errors import DataError, DeviceError, InputTypeError, ModelError
 from .example_record import ExampleRecord
 from .results import FitResult
 from .settings import FitConfig
-from .step import _autocast, _call_model, _Loop, _Placed, _probe, _Schedule, lr_at, sgd_momentum_update
+from .evaluation import _accuracy, _correct, _evaluate_now, _test_sample
+from .step import _autocast, _Loop, _Placed, _probe, _Schedule, lr_at, sgd_momentum_update
 
 __all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "lr_at", "WARMUP_STEPS"]
 
@@ -202,57 +204,6 @@ def _check_dataset(data: Any) -> None:
 def _is_conv2d(model: nn.Module) -> bool:
     """Whether channels_last can help: the model has 2-D convolutions."""
     return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-@torch.no_grad()
-def _correct(model: nn.Module, split: _Placed, chunk: int, autocast) -> torch.Tensor:
-    """Per-example correctness (a bool vector on the split's device) over a whole split in eval mode."""
-    model.eval()
-    correct = torch.empty(len(split), dtype=torch.bool, device=split.y.device)
-    for lo in range(0, len(split), chunk):
-        with autocast():
-            out = _call_model(model, split.view(split.x[lo:lo + chunk]))
-        correct[lo:lo + chunk] = out.argmax(dim=1) == split.y[lo:lo + chunk]
-    model.train()
-    return correct
-
-
-def _accuracy(model: nn.Module, split: _Placed, chunk: int, autocast) -> float:
-    """Accuracy over a whole split in eval mode, one host synchronization at the end."""
-    return _correct(model, split, chunk, autocast).sum().item() / len(split)
-
-
-def _evaluate_now(config: FitConfig, epoch: int, last_eval: int, running: float,
-                  last_accuracy: float | None, budget_end: bool) -> bool:
-    """Whether the epoch just trained is measured on the whole training set (the stop rule's input).
-
-    Yes at the budget's end, when ``eval_every`` epochs have passed since the last measurement
-    (``last_eval``, 0 before any), and whenever the stop rule may fire: the epoch's running
-    train-mode accuracy or the last measured eval-mode accuracy is within ``eval_margin`` of
-    the target. So a fit stops at exactly the epoch measuring every epoch would stop at when
-    either accuracy is within the margin there, and otherwise at the next measurement (at most
-    ``eval_every - 1`` epochs later) if the target still holds then.
-    """
-    near = config.target_accuracy - config.eval_margin
-    return (budget_end or epoch - last_eval >= config.eval_every or running >= near
-            or (last_accuracy is not None and last_accuracy >= near))
-
-
-def _test_sample(test: _Placed | None, config: FitConfig, n_train: int) -> _Placed | None:
-    """The test examples measured during the fit: a seeded sample drawn once (sorted, so its
-    order is the split's), or the whole split when the sample would cover it."""
-    if test is None:
-        return None
-    size = config.test_sample if config.test_sample is not None else max(1000, n_train)
-    if size >= len(test):
-        return test
-    generator = torch.Generator().manual_seed(config.seed + 2_000_003)
-    index = torch.randperm(len(test), generator=generator)[:size].sort().values.to(test.y.device)
-    sample = copy.copy(test)
-    sample.x, sample.y = test.x.index_select(0, index), test.y.index_select(0, index)
-    return sample
 
 
 # ----------------------------------------------------------------------------- the loop

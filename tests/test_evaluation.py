@@ -14,7 +14,8 @@ from rethink_checks.corruptions import CorruptionSpec
 from rethink_checks.data import DIGITS_FIT_DEFAULTS, as_dataset, from_tensors, load_digits
 from rethink_checks.models import build, mlp
 from rethink_checks.settings import FitConfig
-from rethink_checks.training import _evaluate_now, fit
+from rethink_checks.evaluation import _evaluate_now
+from rethink_checks.training import fit
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
