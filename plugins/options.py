@@ -113,6 +113,22 @@ _model_specs.allowed = ("torchvision:NAME, pkg.module:factory_or_class or path/t
 _model_specs.explains = True  # type: ignore[attr-defined]
 
 
+def _fit_field(name: str) -> Callable[[Any], Any]:
+    """A parser that validates through ``FitConfig`` itself, so the command line and ini refuse a
+    value with the library's own message ("FitConfig.<name>=... is invalid; allowed: ...")."""
+    def parse(text: Any) -> Any:
+        from rethink_checks.errors import SettingsError
+        from rethink_checks.settings import CheckSettings
+
+        try:
+            return getattr(CheckSettings.from_mapping({name: text}).fit, name)
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
+    parse.allowed = f"see FitConfig.{name}"  # type: ignore[attr-defined]
+    parse.explains = True  # type: ignore[attr-defined]
+    return parse
+
+
 @dataclass(frozen=True)
 class Option:
     """One plugin option: its name, parser, help, and the CheckSettings key it feeds (if any)."""
@@ -147,6 +163,19 @@ OPTIONS: tuple[Option, ...] = (
            key="seed", metavar="N"),
     Option("max_epochs", _int(1), "epoch budget of every fit (default 100)", key="max_epochs",
            metavar="N"),
+    Option("max_steps", _fit_field("max_steps"), "optimizer-step budget of every fit, beside "
+           "max_epochs (default: none)", key="max_steps", metavar="N"),
+    Option("lr_decay_steps", _fit_field("lr_decay_steps"), "optimizer steps per x lr_decay of the "
+           "learning rate (default 391: the paper's epoch of 50,000 images at batch 128)",
+           key="lr_decay_steps", metavar="N"),
+    Option("eval_every", _fit_field("eval_every"), "measure the whole training set at least every "
+           "N epochs (default 5; every epoch once near the target)", key="eval_every", metavar="N"),
+    Option("eval_margin", _fit_field("eval_margin"), "measure every epoch once the running "
+           "train-mode accuracy is within this margin of the target (default 0.1)",
+           key="eval_margin", metavar="ACC"),
+    Option("test_sample", _fit_field("test_sample"), "test examples measured during each fit "
+           "(default auto: max(1000, training-set size)); the reported test accuracy is always "
+           "the whole split", key="test_sample", metavar="N"),
     Option("time_budget", _float(0.0, low_open=True),
            "wall-clock seconds for each check, shared by all of its fits (CheckSettings.time_budget)",
            key="time_budget", metavar="SECONDS"),

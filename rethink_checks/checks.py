@@ -156,6 +156,8 @@ def _run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
         "epochs": run.epochs,
         "stop_reason": run.stop_reason,
         "seconds": round(float(run.total_seconds), 3),
+        "train_seconds": round(float(run.train_seconds), 3),   # the optimizer steps
+        "eval_seconds": round(float(getattr(run, "eval_seconds", 0.0)), 3),  # evaluations
         "best_test_accuracy": run.best_test_accuracy,
         "best_test_epoch": run.best_test_epoch,
         "num_parameters": run.num_parameters,

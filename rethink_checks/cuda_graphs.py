@@ -53,11 +53,11 @@ class _Graphs:
             torch.cuda.set_stream(stream)
         return graph
 
-    def run_epoch(self) -> None:
-        for _ in range(self.loop.full_steps):
-            self.full.replay()
-        if self.tail is not None:
-            self.tail.replay()
+    def run_epoch(self, first: int, steps: int, schedule) -> None:
+        """Replay the epoch's first ``steps`` steps; the loop refills ``loop.lr`` between replays."""
+        tail = self.tail.replay if self.tail is not None else None
+        full = self.full.replay if self.full is not None else None
+        self.loop.run_epoch(first, steps, schedule, full=full, tail=tail)
 
 
 def _root_cause(err: BaseException) -> BaseException:

@@ -110,6 +110,9 @@ def check_memorization(model_factory: Callable, data: "Dataset", settings: "Chec
     from . import checks
 
     p = _check_p(settings)
+    # fit epochs per example need every epoch measured (the fit's default skips epochs far from
+    # the target: docs/checks.md, "Evaluation schedule"); ties between skipped epochs cost AUC
+    settings = settings.updated(eval_every=1)
     data = checks._prepared(data, settings)
     mask = corrupted_mask(data, settings).tolist()
     n_bad, n = sum(mask), len(mask)

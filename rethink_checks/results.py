@@ -15,11 +15,20 @@ class FitResult:
 
     ``curves`` holds one entry per epoch for each of: ``epoch``, ``step`` (optimizer steps
     done by the end of the epoch), ``train_loss`` (mean over the epoch's steps),
-    ``train_accuracy`` (full training set, eval mode), ``test_accuracy``, ``lr``, ``elapsed``.
+    ``running_accuracy`` (train mode, over the epoch's steps, as the weights moved),
+    ``train_accuracy`` (full training set, eval mode; None where not measured),
+    ``test_accuracy`` (on the test sample of ``test_sample_size`` examples; None where not
+    measured), ``lr`` (at the epoch's first step), ``elapsed``.
+
+    ``test_accuracy`` is always the whole test split, measured once at the end;
+    ``best_test_accuracy`` / ``best_test_epoch`` are the best of the curve, i.e. on the test
+    sample (the whole split when ``test_sample_size`` equals it). ``train_seconds`` is pure
+    training (the steps), ``eval_seconds`` every evaluation (training set, test sample, the
+    final test split), ``total_seconds`` the whole call of ``fit``.
     """
 
     fitted: bool
-    stop_reason: str  # "fitted" | "max_epochs" | "time_budget" | "diverged"
+    stop_reason: str  # "fitted" | "max_epochs" | "max_steps" | "time_budget" | "diverged"
     epochs: int
     steps: int
     epochs_to_fit: int | None
@@ -43,6 +52,8 @@ class FitResult:
     peak_memory_bytes: int | None = None
     fast_path: bool = False
     fast_path_reason: str = ""
+    eval_seconds: float = 0.0
+    test_sample_size: int = 0
     #: per-example fit epochs and forgetting counts over the training-set evaluations
     #: (``ExampleRecord.to_dict()``; ``ExampleRecord.from_dict`` reads it); None in old JSON
     examples: dict[str, Any] | None = None

@@ -49,16 +49,26 @@ class FitConfig:
     """Settings of one fit; the defaults are the paper's (SGD 0.9, x0.95 per epoch, batch 128).
 
     lr: None uses ``model.rethink_lr`` (set by ``models.build``), else 0.01; multiplied by
-    ``lr_decay`` after every epoch. ``augment``: random crop (zero padding of 4 px per 32 px of
+    ``lr_decay`` after every ``lr_decay_steps`` optimizer steps (staircase, 391 = one epoch of
+    the paper's 50,000 images at batch 128, so every training-set size and batch size sees the
+    paper's schedule per step; ``step.lr_at``). ``augment``: random crop (zero padding of 4 px per 32 px of
     height) and horizontal flip, drawn per image per epoch. ``remove``: regularizers to strip
     for this fit, drawn from ``REMOVABLE`` ("dropout" and "batchnorm" take the modules out,
     "weight_decay" forces it to 0, "augment" turns it off; "all" is every one); empty keeps the
     model as built (``FitResult.removed`` lists what went). ``target_accuracy`` is measured on
-    the full (randomized) training set in eval mode every ``eval_every`` epochs and after the
-    last. ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at
+    the full (randomized) training set in eval mode (see "Evaluation" below). ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at
     least one runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU,
     float32 on CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve
-    row. ``compile`` (GPU only, opt-in): run the full-batch training forward through
+    row. ``max_steps``: a step budget beside ``max_epochs`` (None: none); the fit stops after
+    exactly that many optimizer steps, mid-epoch if need be, and measures that last (partial)
+    epoch. Evaluation: the full training set (eval mode) is measured at an epoch when the
+    running train-mode accuracy of that epoch, or the last measured eval-mode accuracy, is
+    within ``eval_margin`` of ``target_accuracy``, when ``eval_every`` epochs have passed since
+    the last measurement, and at the budget's end (docs/checks.md, "Evaluation schedule").
+    ``test_sample``: test examples measured during the fit (a seeded sample drawn once; None
+    or "auto": max(1000, training-set size); at least the split: all of it); the reported
+    ``FitResult.test_accuracy`` is always the whole test split, measured once at the end.
+    ``compile`` (GPU only, opt-in): run the full-batch training forward through
     ``torch.compile`` (Inductor, no CUDA graphs of its own) before capture, for fewer, fused
     kernels per step at the price of compile time on first use; a failure to compile falls
     back to the plain model, with the reason recorded.
@@ -67,14 +77,18 @@ class FitConfig:
     lr: float | None = None
     momentum: float = 0.9
     lr_decay: float = 0.95
+    lr_decay_steps: int = 391
     batch_size: int = 128
     weight_decay: float = 0.0
     augment: bool = False
     remove: tuple[str, ...] = ()
     corruption: Any = None
     target_accuracy: float = 1.0
-    eval_every: int = 1
+    eval_every: int = 5
+    eval_margin: float = 0.1
+    test_sample: int | None = None
     max_epochs: int = 100
+    max_steps: int | None = None
     max_seconds: float | None = None
     seed: int = 0
     device: str = "auto"
@@ -98,8 +112,13 @@ class FitConfig:
 def _validate_fit(c: FitConfig) -> None:
     """Reject settings that cannot work, naming the field, the value and what is allowed."""
     own = "FitConfig"
-    for name in ("batch_size", "eval_every", "max_epochs", "eval_batch_size"):
+    for name in ("batch_size", "eval_every", "max_epochs", "eval_batch_size", "lr_decay_steps"):
         setattr(c, name, v.integer(own, name, getattr(c, name), minimum=1))
+    if c.max_steps is not None:
+        c.max_steps = v.integer(own, "max_steps", c.max_steps, minimum=1)
+    if c.test_sample is not None:
+        c.test_sample = _test_sample(c.test_sample)
+    v.fraction(own, "eval_margin", c.eval_margin)
     if c.lr is not None:
         v.number(own, "lr", c.lr, 0.0, low_open=True, finite=True)
     v.number(own, "momentum", c.momentum, 0.0, 1.0)
@@ -121,6 +140,17 @@ def _validate_fit(c: FitConfig) -> None:
     if c.corruption is not None and not callable(getattr(c.corruption, "apply", None)):
         raise v.invalid(own, "corruption", c.corruption,
                         "None or a CorruptionSpec (an object with .apply(dataset))")
+
+
+def _test_sample(value: Any) -> int | None:
+    """``FitConfig.test_sample``: "auto" is None (the default rule); else an integer >= 1."""
+    if isinstance(value, str) and value.strip().lower() in ("auto", "none", ""):
+        return None
+    allowed = "'auto' (None) or an integer >= 1 (at least the test split: all of it)"
+    try:
+        return v.integer("FitConfig", "test_sample", value, minimum=1)
+    except SettingsError:
+        raise v.invalid("FitConfig", "test_sample", value, allowed) from None
 
 
 def _removals(value: Any) -> tuple[str, ...]:

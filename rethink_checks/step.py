@@ -20,7 +20,32 @@ from .errors import ModelError
 if TYPE_CHECKING:  # pragma: no cover
     from .settings import FitConfig
 
-__all__ = ["sgd_momentum_update"]
+__all__ = ["sgd_momentum_update", "lr_at"]
+
+
+def lr_at(step: int, lr: float, decay: float, every: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based): ``lr`` times ``decay`` once per
+    ``every`` steps done (staircase), multiplied out one factor at a time exactly as the old
+    per-epoch loop did (``lr *= decay``), so 391 steps an epoch reproduce it to the last bit.
+    """
+    value = lr
+    for _ in range(step // every):
+        value *= decay
+    return value
+
+
+class _Schedule:
+    """:func:`lr_at` for one fit, each staircase level computed once (a fit asks for every step)."""
+
+    def __init__(self, lr: float, decay: float, every: int):
+        self.decay, self.every = decay, every
+        self.levels = [lr]
+
+    def at(self, step: int) -> float:
+        level = step // self.every
+        while len(self.levels) <= level:
+            self.levels.append(self.levels[-1] * self.decay)
+        return self.levels[level]
 
 
 class _Placed:
@@ -112,6 +137,7 @@ class _Loop:
         self.offsets = torch.arange(self.batch, device=device)
         self.tail_positions = torch.arange(self.full_steps * self.batch, self.n, device=device)
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+        self.correct_sum = torch.zeros((), dtype=torch.int64, device=device)  # train-mode, this epoch
         self.lr = torch.tensor(lr, dtype=torch.float32, device=device)
         self.bufs = [torch.zeros_like(p) for p in self.params]
         self.compiled: Callable | None = None  # torch.compile'd model for full batches, if asked
@@ -132,6 +158,7 @@ class _Loop:
         with torch.no_grad():
             sgd_momentum_update(self.params, grads, self.bufs, self.lr, self.momentum, self.weight_decay)
             self.loss_sum += loss.detach()
+            self.correct_sum += (out.detach().argmax(dim=1) == y).sum()
             if full:
                 self.base += self.batch
 
@@ -142,13 +169,27 @@ class _Loop:
             self.source.copy_(source)
         self.base.zero_()
         self.loss_sum.zero_()
+        self.correct_sum.zero_()
 
-    def eager_epoch(self) -> None:
-        """One epoch of eager steps: the full batches, then the final partial one."""
-        for _ in range(self.full_steps):
-            self.step(True)
-        if self.tail:
-            self.step(False)
+    def run_epoch(self, first: int, steps: int, schedule: _Schedule,
+                  full: Callable[[], None] | None = None, tail: Callable[[], None] | None = None) -> None:
+        """The epoch's first ``steps`` steps (full batches, then the partial one), ``first`` steps done
+        before it; ``loop.lr`` is refilled between steps where the schedule changes it (an async
+        device fill, so CUDA-graph replays read it too). ``full``/``tail`` default to eager steps.
+        """
+        full = full or (lambda: self.step(True))
+        tail = tail or (lambda: self.step(False))
+        current = None
+        for i in range(steps):
+            lr = schedule.at(first + i)
+            if lr != current:
+                self.lr.fill_(lr)
+                current = lr
+            (full if i < self.full_steps else tail)()
+
+    def seen(self, steps: int) -> int:
+        """Examples the epoch's first ``steps`` steps trained on."""
+        return self.n if steps >= self.steps_per_epoch else steps * self.batch
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """Copies of the model's weights and buffers, for :meth:`restore` after warm-up steps."""
@@ -166,3 +207,4 @@ class _Loop:
                 buf.zero_()
             self.base.zero_()
             self.loss_sum.zero_()
+            self.correct_sum.zero_()

@@ -11,9 +11,10 @@ final partial batch gets its own (second) CUDA graph, so no example is dropped o
 
 Layers, imported one way: the settings (``FitConfig``, torch-free) live in
 :mod:`rethink_checks.settings`, the step in :mod:`rethink_checks.step`, its CUDA-graph capture
-in :mod:`rethink_checks.cuda_graphs`, the on-device crop and flip in :mod:`rethink_checks.augment`;
+in :mod:`rethink_checks.cuda_graphs`, what is measured when in :mod:`rethink_checks.evaluation`,
+the on-device crop and flip in :mod:`rethink_checks.augment`;
 this module holds ``fit`` and the epoch loop (``_Run``). ``FitConfig``, ``augment_images``,
-``sgd_momentum_update`` and ``WARMUP_STEPS`` are re-exported from their home modules.
+``sgd_momentum_update``, ``lr_at`` and ``WARMUP_STEPS`` are re-exported from their home modules.
 """
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ from .errors import DataError, DeviceError, InputTypeError, ModelError
 from .example_record import ExampleRecord
 from .results import FitResult
 from .settings import FitConfig
-from .step import _autocast, _call_model, _Loop, _Placed, _probe, sgd_momentum_update
+from .evaluation import _accuracy, _correct, _evaluate_now, _test_sample
+from .step import _autocast, _Loop, _Placed, _probe, _Schedule, lr_at, sgd_momentum_update
 
-__all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "WARMUP_STEPS"]
+__all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "lr_at", "WARMUP_STEPS"]
 
 
 @dataclass(frozen=True)
@@ -204,26 +206,6 @@ def _is_conv2d(model: nn.Module) -> bool:
     return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
 
 
-# ----------------------------------------------------------------------------- evaluation
-
-@torch.no_grad()
-def _correct(model: nn.Module, split: _Placed, chunk: int, autocast) -> torch.Tensor:
-    """Per-example correctness (a bool vector on the split's device) over a whole split in eval mode."""
-    model.eval()
-    correct = torch.empty(len(split), dtype=torch.bool, device=split.y.device)
-    for lo in range(0, len(split), chunk):
-        with autocast():
-            out = _call_model(model, split.view(split.x[lo:lo + chunk]))
-        correct[lo:lo + chunk] = out.argmax(dim=1) == split.y[lo:lo + chunk]
-    model.train()
-    return correct
-
-
-def _accuracy(model: nn.Module, split: _Placed, chunk: int, autocast) -> float:
-    """Accuracy over a whole split in eval mode, one host synchronization at the end."""
-    return _correct(model, split, chunk, autocast).sum().item() / len(split)
-
-
 # ----------------------------------------------------------------------------- the loop
 
 def _device_name(device: torch.device) -> str:
@@ -277,53 +259,83 @@ class _Run:
         self.plan, self.config, self.autocast = plan, plan.config, plan.autocast
         self.model, self.loop, self.graphs = model, loop, graphs
         self.train, self.test = train, test
+        self.sample = _test_sample(test, plan.config, len(train))
+        self.schedule = _Schedule(plan.lr, plan.config.lr_decay, plan.config.lr_decay_steps)
         self.shuffle = torch.Generator().manual_seed(plan.config.seed)
         self.crops = torch.Generator().manual_seed(plan.config.seed + 1_000_003)
         self.curves: dict[str, list] = {k: [] for k in
-                                        ("epoch", "step", "train_loss", "train_accuracy",
-                                         "test_accuracy", "lr", "elapsed")}
+                                        ("epoch", "step", "train_loss", "running_accuracy",
+                                         "train_accuracy", "test_accuracy", "lr", "elapsed")}
         self.stop_reason, self.fitted_epoch, self.diverged_epoch = "max_epochs", None, None
         self.train_accuracy, self.test_accuracy = 0.0, None
-        self.train_seconds = 0.0
+        self.train_seconds = self.eval_seconds = 0.0
+        self.steps_done, self.fitted_steps = 0, None
         self.examples = ExampleRecord(len(train))  # per-example fit epochs and forgetting events
 
     def epochs(self) -> None:
         cfg, loop = self.config, self.loop
         t0 = time.perf_counter()
-        lr = self.plan.lr
+        last_eval, last_acc = 0, None
         for epoch in range(1, cfg.max_epochs + 1):
-            loop.lr.fill_(lr)
+            steps = loop.steps_per_epoch if cfg.max_steps is None \
+                else min(loop.steps_per_epoch, cfg.max_steps - self.steps_done)
+            lr = self.schedule.at(self.steps_done)
+            ticked = time.perf_counter()
             perm = torch.randperm(loop.n, generator=self.shuffle)
             source = None
             if cfg.augment:
                 source = self._augmented_source()
             loop.start_epoch(perm.to(loop.perm.device), source)
             if self.graphs is not None:
-                self.graphs.run_epoch()
+                self.graphs.run_epoch(self.steps_done, steps, self.schedule)
             else:
-                loop.eager_epoch()
-            mean_loss = loop.loss_sum.item() / loop.steps_per_epoch
+                loop.run_epoch(self.steps_done, steps, self.schedule)
+            mean_loss = loop.loss_sum.item() / steps
+            running = loop.correct_sum.item() / loop.seen(steps)
+            self.train_seconds += time.perf_counter() - ticked
+            self.steps_done += steps
+            out_of_steps = cfg.max_steps is not None and self.steps_done >= cfg.max_steps
             diverged = not math.isfinite(mean_loss)
-            evaluate = not diverged and (epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs)
+            evaluate = not diverged and _evaluate_now(cfg, epoch, last_eval, running, last_acc,
+                                                      epoch == cfg.max_epochs or out_of_steps)
             train_acc = test_acc = None
+            if not evaluate and not diverged and cfg.max_seconds is not None \
+                    and time.perf_counter() - t0 >= cfg.max_seconds:
+                evaluate = True  # the run ends here: measure it
             if evaluate:
                 train_acc, test_acc = self._evaluate(epoch)
+                last_eval, last_acc = epoch, train_acc
             elapsed = time.perf_counter() - t0
-            if not evaluate and not diverged and cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
-                train_acc, test_acc = self._evaluate(epoch)  # the run ends here: measure it
-                elapsed = time.perf_counter() - t0
-            self._record(epoch, mean_loss, train_acc, test_acc, lr, elapsed)
-            self.train_seconds = elapsed
+            self._record(epoch, mean_loss, running, train_acc, test_acc, lr, elapsed)
             if diverged:
                 self.stop_reason, self.diverged_epoch = "diverged", epoch
                 break
             if train_acc is not None and train_acc >= cfg.target_accuracy:
-                self.stop_reason, self.fitted_epoch = "fitted", epoch
+                self.stop_reason, self.fitted_epoch, self.fitted_steps = "fitted", epoch, self.steps_done
                 break
             if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
                 self.stop_reason = "time_budget"
                 break
-            lr *= cfg.lr_decay
+            if out_of_steps:
+                self.stop_reason = "max_steps"
+                break
+        self._final_test()
+
+    def _final_test(self) -> None:
+        """The reported test accuracy: the whole test split, measured once for the model as it ended
+        (the last curve value when the sample is the whole split and that epoch was measured)."""
+        if self.test is None:
+            return
+        if self.sample is self.test and self.curves["test_accuracy"] \
+                and self.curves["test_accuracy"][-1] is not None:
+            self.test_accuracy = self.curves["test_accuracy"][-1]
+            return
+        ticked = time.perf_counter()
+        try:
+            self.test_accuracy = _accuracy(self.model, self.test, self.config.eval_batch_size, self.autocast)
+        except torch.cuda.OutOfMemoryError as err:
+            raise _oom_error(err, self.config, "evaluation") from err
+        self.eval_seconds += time.perf_counter() - ticked
 
     def _augmented_source(self) -> torch.Tensor:
         images = self.train.view(self.train.x)
@@ -331,20 +343,25 @@ class _Run:
         return augmented.permute(0, 2, 3, 1) if self.train.nhwc else augmented
 
     def _evaluate(self, epoch: int) -> tuple[float, float | None]:
+        """Eval-mode accuracy on the whole training set (feeding the per-example record) and on
+        the test sample."""
         chunk = self.config.eval_batch_size
+        ticked = time.perf_counter()
         try:
             correct = _correct(self.model, self.train, chunk, self.autocast)
             self.examples.update(correct, epoch)
             train_acc = correct.sum().item() / len(self.train)
-            test_acc = _accuracy(self.model, self.test, chunk, self.autocast) if self.test else None
+            test_acc = _accuracy(self.model, self.sample, chunk, self.autocast) if self.sample else None
         except torch.cuda.OutOfMemoryError as err:
             raise _oom_error(err, self.config, "evaluation") from err
-        self.train_accuracy, self.test_accuracy = train_acc, test_acc
+        self.eval_seconds += time.perf_counter() - ticked
+        self.train_accuracy = train_acc
         return train_acc, test_acc
 
-    def _record(self, epoch, mean_loss, train_acc, test_acc, lr, elapsed) -> None:
-        row = {"epoch": epoch, "step": epoch * self.loop.steps_per_epoch,
+    def _record(self, epoch, mean_loss, running, train_acc, test_acc, lr, elapsed) -> None:
+        row = {"epoch": epoch, "step": self.steps_done,
                "train_loss": mean_loss if math.isfinite(mean_loss) else None,
+               "running_accuracy": running if math.isfinite(mean_loss) else None,
                "train_accuracy": train_acc, "test_accuracy": test_acc, "lr": lr, "elapsed": elapsed}
         for key, value in row.items():
             self.curves[key].append(value)
@@ -359,7 +376,7 @@ class _Run:
         losses = self.curves["train_loss"]
         steps_per_epoch = self.loop.steps_per_epoch
         settings = self.config.to_dict()
-        settings.update(lr=self.plan.lr, device=str(device), precision=self.plan.precision,
+        settings.update(test_sample=len(self.sample) if self.sample is not None else 0, lr=self.plan.lr, device=str(device), precision=self.plan.precision,
                         steps_per_epoch=steps_per_epoch, train_size=self.loop.n,
                         dataset=self.plan.dataset_name)
         self.model.eval()
@@ -368,10 +385,11 @@ class _Run:
         epochs = len(self.curves["epoch"])
         result = FitResult(
             fitted=self.stop_reason == "fitted", stop_reason=self.stop_reason,
-            epochs=epochs, steps=epochs * steps_per_epoch,
-            epochs_to_fit=self.fitted_epoch,
-            steps_to_fit=self.fitted_epoch * steps_per_epoch if self.fitted_epoch else None,
+            epochs=epochs, steps=self.steps_done,
+            epochs_to_fit=self.fitted_epoch, steps_to_fit=self.fitted_steps,
             train_seconds=self.train_seconds, total_seconds=time.perf_counter() - self.plan.started,
+            eval_seconds=self.eval_seconds,
+            test_sample_size=len(self.sample) if self.sample is not None else 0,
             train_accuracy=self.train_accuracy,
             train_loss=losses[-1] if losses and losses[-1] is not None else float("nan"),
             test_accuracy=self.test_accuracy, best_test_accuracy=best[0], best_test_epoch=best[1],

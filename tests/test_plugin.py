@@ -498,7 +498,7 @@ def test_time_budget_is_shared_by_the_fits_of_a_check(pytester: pytest.Pytester)
 
 
 def test_a_plain_mlp_with_no_config_passes_on_the_default_data(pytester: pytest.Pytester) -> None:
-    """The digits' fit_defaults (batch 32, constant lr, 300 epochs) are what make it pass."""
+    """The digits' fit_defaults (batch 32, 300 epochs) are what make it pass."""
     plain = ("import pytest\nfrom rethink_checks.models import mlp\n\n"
              "@pytest.fixture\ndef rethink_model():\n"
              "    return lambda input_shape, num_classes: mlp(input_shape, num_classes)\n")
@@ -513,10 +513,10 @@ def test_a_plain_mlp_with_no_config_passes_on_the_default_data(pytester: pytest.
     plain_items = [i for i in doc["items"] if i["model"] == "test_plain"]
     assert [i["outcome"] for i in plain_items] == ["passed", "passed"]
     fit = plain_items[1]["settings"]["fit"]
-    assert (fit["batch_size"], fit["lr_decay"], fit["max_epochs"]) == (32, 1.0, 300)
+    assert (fit["batch_size"], fit["lr_decay"], fit["max_epochs"]) == (32, 0.95, 300)
     assert plain_items[1]["metrics"]["train_accuracy"] >= 0.99
     assert plain_items[1]["metrics"]["test_accuracy"] < 0.2  # random labels: about chance
-    # the paper's CIFAR-10 schedule decays the learning rate away on digits' 12 steps an epoch
+    # batch 128 gives the digits 12 steps an epoch: too few steps in 100 epochs (docs/data.md)
     schedule = [i for i in doc["items"] if i["model"] == "test_paper_schedule"]
     assert [i["outcome"] for i in schedule] == ["failed", "failed"]
     assert schedule[1]["settings"]["fit"]["batch_size"] == 128  # the user's keys win
