@@ -10,16 +10,16 @@ The criteria are documented in ``docs/checks.md`` and in each result's ``criteri
 """
 from __future__ import annotations
 
-import contextvars
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import SettingsError
 from .results import CheckResult, FitResult, key_metric, table_summary
-from .run_cache import RunCache, run_key
+from .fits import (DEADLINE, epochs_to, fit_message, get_run, num_classes, prepared, run_metrics,
+                   run_record, seconds_left)
+from .run_cache import RunCache
 from .settings import CAPACITY_BUDGETS, LABEL_MODES, REGULARIZERS, CheckSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,138 +31,6 @@ __all__ = [
 ]
 
 RANDOMIZATION_CHECKS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
-
-
-# ---------------------------------------------------------------- run records
-
-def _run_dict(run: FitResult, key: tuple) -> dict[str, Any]:
-    return {**run.to_dict(), "cache_key": list(key)}
-
-
-# ---------------------------------------------------------------- fitting
-
-def _fit(model_factory: Callable, data: "Dataset", config: Any) -> FitResult:
-    """The one place checks train: ``training.fit`` looked up at call time (tests patch it)."""
-    from . import training
-
-    return training.fit(model_factory, data, config)
-
-
-def _prepared(data: "Dataset", settings: CheckSettings) -> "Dataset":
-    from .data import Dataset
-    from .errors import DataError
-
-    if not isinstance(data, Dataset):
-        raise DataError(f"data: expected a rethink_checks.data.Dataset, got {type(data).__name__}")
-    if settings.train_size is not None and settings.train_size < len(data.train_x):
-        return data.subset(settings.train_size, seed=settings.seed)
-    return data
-
-
-def _spec(name: str, p: float, settings: CheckSettings) -> Any:
-    if name == "true_labels":
-        return None
-    from .corruptions import CorruptionSpec
-
-    if name not in ("partial_labels", "random_labels"):  # input randomizations take no p
-        return CorruptionSpec(name=name, seed=settings.seed)
-    return CorruptionSpec(name=name, p=p, seed=settings.seed, mode=settings.label_mode,
-                          corrupt_test_labels=settings.corrupt_test_labels)
-
-
-def _target(name: str, settings: CheckSettings) -> float:
-    base = name.split(":")[-1]
-    return settings.fit_threshold if base == "true_labels" else settings.memorize_threshold
-
-
-def _get_run(name: str, p: float, model_factory: Callable, data: "Dataset",
-             settings: CheckSettings, cache: RunCache | None,
-             config: Any = None) -> tuple[FitResult, tuple]:
-    """The fit for randomization ``name`` at ``p``: from the cache, or trained and cached.
-
-    ``name`` may carry a variant prefix (``regularized:random_labels``) when ``config``
-    differs from ``settings.fit``; the corruption is the part after the last colon.
-    """
-    key = run_key(name, p, settings)
-    base = name.split(":")[-1]
-    config = config if config is not None else settings.fit
-
-    def train() -> FitResult:
-        cfg = dataclasses.replace(config, corruption=_spec(base, float(p), settings),
-                                  target_accuracy=_target(name, settings),
-                                  max_seconds=_seconds_left(config.max_seconds),
-                                  progress=_labelled(config.progress, name, float(p)))
-        return _fit(model_factory, data, cfg)
-
-    return (train() if cache is None else cache.get_or_fit(key, train)), key
-
-
-# The deadline of the check running in this context (set by run_check from time_budget).
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("rethink_deadline",
-                                                                         default=None)
-
-
-def _seconds_left(max_seconds: float | None) -> float | None:
-    """A fit's ``max_seconds``: its own limit, cut to what is left of the check's time budget.
-
-    A fit that starts after the deadline still trains one epoch (the engine's minimum) and
-    stops with ``stop_reason == "time_budget"``.
-    """
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return max_seconds
-    left = max(deadline - time.monotonic(), 1e-6)
-    return left if max_seconds is None else min(max_seconds, left)
-
-
-def _labelled(progress: Callable[[dict], None] | None, name: str,
-              p: float) -> Callable[[dict], None] | None:
-    """The progress callback with each epoch row tagged by the run it belongs to."""
-    if progress is None:
-        return None
-    return lambda row: progress({**row, "run": name, "p": p})
-
-
-def _epochs_to(run: FitResult, threshold: float) -> tuple[int | None, int | None]:
-    """(epochs, steps) when train accuracy first reached ``threshold``, from the curves."""
-    curves = run.curves or {}
-    accs = curves.get("train_accuracy") or []
-    epochs = curves.get("epoch") or list(range(1, len(accs) + 1))
-    steps = curves.get("step") or [None] * len(accs)
-    for acc, epoch, step in zip(accs, epochs, steps):
-        if acc is not None and not _isnan(acc) and acc >= threshold:
-            return int(epoch), (int(step) if step is not None else None)
-    if not accs and run.train_accuracy >= threshold and run.epochs_to_fit is not None:
-        return run.epochs_to_fit, run.steps_to_fit
-    return None, None
-
-
-def _isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
-def _num_classes(data: "Dataset") -> int:
-    return int(data.num_classes)
-
-
-def _run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
-    return {
-        "fitted": bool(run.train_accuracy >= threshold and not run.diverged),
-        "threshold": threshold,
-        "train_accuracy": run.train_accuracy,
-        "test_accuracy": run.test_accuracy,
-        "epochs_to_fit": run.epochs_to_fit,
-        "steps_to_fit": run.steps_to_fit,
-        "epochs": run.epochs,
-        "stop_reason": run.stop_reason,
-        "seconds": round(float(run.total_seconds), 3),
-        "train_seconds": round(float(run.train_seconds), 3),   # the optimizer steps
-        "eval_seconds": round(float(getattr(run, "eval_seconds", 0.0)), 3),  # evaluations
-        "best_test_accuracy": run.best_test_accuracy,
-        "best_test_epoch": run.best_test_epoch,
-        "num_parameters": run.num_parameters,
-        "device": run.device,
-    }
 
 
 def _regularizers_in(run: FitResult, model_factory: Callable, config: Any) -> str:
@@ -197,21 +65,14 @@ def _as_trained(regularizers: str) -> str:
     return f"the model's regularizers as built ({regularizers}{hint})"
 
 
-def _fit_message(what: str, run: FitResult, threshold: float) -> str:
-    if run.diverged:
-        return f"{what}: training diverged at epoch {run.diverged_epoch} (loss not finite)"
-    return (f"{what}: train accuracy {run.train_accuracy:.4f} < {threshold} after "
-            f"{run.epochs} epochs (stopped: {run.stop_reason})")
-
-
 # ---------------------------------------------------------------- the checks
 
 def _single_fit(name: str, p: float, threshold: float, model_factory: Callable, data: "Dataset",
                 settings: CheckSettings, cache: RunCache | None) -> tuple[FitResult, tuple, dict]:
     """The one fit of a single-fit check (true labels or a memorization) and its metrics."""
-    data = _prepared(data, settings)
-    run, key = _get_run(name, p, model_factory, data, settings, cache)
-    metrics = {**_run_metrics(run, threshold), "chance": 1.0 / _num_classes(data),
+    data = prepared(data, settings)
+    run, key = get_run(name, p, model_factory, data, settings, cache)
+    metrics = {**run_metrics(run, threshold), "chance": 1.0 / num_classes(data),
                "regularizers_in_model": _regularizers_in(run, model_factory, settings.fit)}
     return run, key, metrics
 
@@ -223,10 +84,10 @@ def check_true_labels(model_factory: Callable, data: "Dataset", settings: CheckS
     run, key, metrics = _single_fit("true_labels", 0.0, t, model_factory, data, settings, cache)
     passed = metrics["fitted"]
     msg = (f"fitted true labels in {run.epochs_to_fit} epochs" if passed
-           else _fit_message("true labels not fitted", run, t))
+           else fit_message("true labels not fitted", run, t))
     return CheckResult("true_labels", passed, f"train accuracy >= {t} on true labels within "
                        f"{settings.fit.max_epochs} epochs", msg, metrics,
-                       runs={"true_labels": _run_dict(run, key)}, summary=_fit_summary(run))
+                       runs={"true_labels": run_record(run, key)}, summary=_fit_summary(run))
 
 
 def _memorization(name: str) -> Callable[..., CheckResult]:
@@ -237,11 +98,11 @@ def _memorization(name: str) -> Callable[..., CheckResult]:
         passed = metrics["fitted"]
         msg = (f"memorized {name} in {run.epochs_to_fit} epochs "
                f"(test accuracy {_fmt(run.test_accuracy)}, chance {metrics['chance']:.3f})"
-               if passed else _fit_message(f"{name} not memorized", run, t))
+               if passed else fit_message(f"{name} not memorized", run, t))
         return CheckResult(name, passed, f"train accuracy >= {t} on {name} within "
                            f"{settings.fit.max_epochs} epochs (memorization), trained with "
                            f"{_as_trained(metrics['regularizers_in_model'])}", msg, metrics,
-                           runs={name: _run_dict(run, key)}, summary=_fit_summary(run))
+                           runs={name: run_record(run, key)}, summary=_fit_summary(run))
 
     check.__name__ = f"check_{name}"
     check.__doc__ = f"Memorization: the model fits the {name} randomization of the training set."
@@ -269,26 +130,26 @@ def _sweep_run_name(p: float) -> str:
 def check_partial_labels(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                          cache: RunCache | None = None) -> CheckResult:
     """Label-corruption sweep: every level fits and test error does not fall as p grows."""
-    data = _prepared(data, settings)
+    data = prepared(data, settings)
     t = settings.memorize_threshold
     t_time = min(settings.fit_threshold, settings.memorize_threshold)
     rows, runs, metrics = [], {}, {}
     for p in settings.partial_levels:
         name = _sweep_run_name(p)
-        run, key = _get_run(name, p, model_factory, data, settings, cache)
-        epochs, steps = _epochs_to(run, t_time)
+        run, key = get_run(name, p, model_factory, data, settings, cache)
+        epochs, steps = epochs_to(run, t_time)
         test_err = None if run.test_accuracy is None else 1.0 - run.test_accuracy
         rows.append({"p": p, "fitted": bool(run.train_accuracy >= t and not run.diverged),
                      "epochs_to_fit": epochs, "steps_to_fit": steps, "relative_time": None,
                      "train_accuracy": run.train_accuracy, "test_error": test_err,
                      "seconds": round(float(run.total_seconds), 3)})
-        runs[f"p={p:g}"] = _run_dict(run, key)
+        runs[f"p={p:g}"] = run_record(run, key)
     if rows[0]["p"] == 0.0:
         base = rows[0]["epochs_to_fit"]
     else:  # no p=0 level: the true-labels run (usually cached) is the baseline
-        true_run, true_key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
-        runs["true_labels"] = _run_dict(true_run, true_key)
-        base = _epochs_to(true_run, t_time)[0]
+        true_run, true_key = get_run("true_labels", 0.0, model_factory, data, settings, cache)
+        runs["true_labels"] = run_record(true_run, true_key)
+        base = epochs_to(true_run, t_time)[0]
     for row in rows:
         if base and row["epochs_to_fit"] is not None:
             row["relative_time"] = row["epochs_to_fit"] / base
@@ -304,7 +165,7 @@ def check_partial_labels(model_factory: Callable, data: "Dataset", settings: Che
                             f"(tolerance {settings.error_tolerance})")
     metrics["levels"] = len(rows)
     metrics["all_fitted"] = all(r["fitted"] for r in rows)
-    metrics["chance"] = 1.0 / _num_classes(data)
+    metrics["chance"] = 1.0 / num_classes(data)
     passed = not problems
     msg = "; ".join(problems) if problems else (
         f"all {len(rows)} levels fitted; test error " +
@@ -325,26 +186,26 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
     """Fitting each randomization is at most ``max_slowdown`` times slower than true labels."""
     from .errors import NotApplicable
 
-    data = _prepared(data, settings)
+    data = prepared(data, settings)
     t = min(settings.fit_threshold, settings.memorize_threshold)
-    true_run, true_key = _get_run("true_labels", 0.0, model_factory, data, settings, cache)
-    runs = {"true_labels": _run_dict(true_run, true_key)}
-    base, base_steps = _epochs_to(true_run, t)
+    true_run, true_key = get_run("true_labels", 0.0, model_factory, data, settings, cache)
+    runs = {"true_labels": run_record(true_run, true_key)}
+    base, base_steps = epochs_to(true_run, t)
     metrics: dict[str, Any] = {"threshold": t, "epochs_to_fit.true_labels": base,
                                "steps_to_fit.true_labels": base_steps}
     problems, ratios, rows = [], [], []
     if base is None or true_run.train_accuracy < settings.fit_threshold:
-        problems.append(_fit_message("true labels not fitted", true_run, settings.fit_threshold))
+        problems.append(fit_message("true labels not fitted", true_run, settings.fit_threshold))
     for name in RANDOMIZATION_CHECKS:
         try:
-            run, key = _get_run(name, 1.0, model_factory, data, settings, cache)
+            run, key = get_run(name, 1.0, model_factory, data, settings, cache)
         except NotApplicable as exc:  # e.g. a permutation of one feature: left out, with the reason
             metrics[f"slowdown.{name}"] = None
             rows.append({"randomization": name, "fitted": None, "epochs_to_fit": None,
                          "steps_to_fit": None, "slowdown": None, "skipped": exc.reason})
             continue
-        runs[name] = _run_dict(run, key)
-        epochs, steps = _epochs_to(run, t)
+        runs[name] = run_record(run, key)
+        epochs, steps = epochs_to(run, t)
         fitted = bool(run.train_accuracy >= settings.memorize_threshold and not run.diverged)
         ratio = epochs / base if (base and epochs is not None and fitted) else None
         metrics[f"epochs_to_fit.{name}"] = epochs
@@ -352,7 +213,7 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
         rows.append({"randomization": name, "fitted": fitted, "epochs_to_fit": epochs,
                      "steps_to_fit": steps, "slowdown": ratio})
         if not fitted:
-            problems.append(_fit_message(f"{name} not memorized", run, settings.memorize_threshold))
+            problems.append(fit_message(f"{name} not memorized", run, settings.memorize_threshold))
         elif ratio is not None:
             ratios.append(ratio)
             if ratio > settings.max_slowdown:
@@ -391,15 +252,15 @@ def _applicable_regularizers(settings: CheckSettings, data: "Dataset") -> tuple[
 def check_regularizers(model_factory: Callable, data: "Dataset", settings: CheckSettings,
                        cache: RunCache | None = None) -> CheckResult:
     """Removing every regularizer costs at most ``max_regularizer_gain`` test accuracy."""
-    data = _prepared(data, settings)
+    data = prepared(data, settings)
     regs, left_out = _applicable_regularizers(settings, data)
     with_cfg = _regularized_config(settings, regs)
     without_cfg = dataclasses.replace(settings.fit, remove="all")
-    on, on_key = _get_run("regularized:true_labels", 0.0, model_factory, data, settings,
+    on, on_key = get_run("regularized:true_labels", 0.0, model_factory, data, settings,
                           cache, with_cfg)
-    off, off_key = _get_run("unregularized:true_labels", 0.0, model_factory, data, settings,
+    off, off_key = get_run("unregularized:true_labels", 0.0, model_factory, data, settings,
                             cache, without_cfg)
-    rnd, rnd_key = _get_run("regularized:random_labels", 1.0, model_factory, data, settings,
+    rnd, rnd_key = get_run("regularized:random_labels", 1.0, model_factory, data, settings,
                             cache, with_cfg)
     t = settings.fit_threshold
     fitted_with = bool(on.train_accuracy >= t and not on.diverged)
@@ -420,7 +281,7 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
     }
     problems = []
     if not fitted_without:
-        problems.append(_fit_message("without regularizers the model no longer fits", off, t))
+        problems.append(fit_message("without regularizers the model no longer fits", off, t))
     if gain is not None and gain > settings.max_regularizer_gain:
         problems.append(f"removing the regularizers costs {gain:.4f} test accuracy "
                         f"(> {settings.max_regularizer_gain})")
@@ -431,8 +292,8 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
     criterion = (f"without any regularizer the model still fits (train accuracy >= {t}) and "
                  f"test accuracy with minus without <= {settings.max_regularizer_gain}; "
                  f"regularizers on: {', '.join(regs) or 'none'}" + (f" ({left_out})" if left_out else ""))
-    runs = {"with": _run_dict(on, on_key), "without": _run_dict(off, off_key),
-            "random_labels_with": _run_dict(rnd, rnd_key)}
+    runs = {"with": run_record(on, on_key), "without": run_record(off, off_key),
+            "random_labels_with": run_record(rnd, rnd_key)}
     summary = table_summary(train=off.train_accuracy, test=on.test_accuracy,
                             key=[key_metric("gain", gain, "{:+.3f}")] if gain is not None else [])
     return CheckResult("regularizers", not problems, criterion, msg, metrics, runs=runs,
@@ -444,8 +305,8 @@ def check_capacity(model_factory: Callable, data: "Dataset", settings: CheckSett
     """Effective capacity search (rethink_checks.capacity, imported when run)."""
     from .capacity import check_capacity as impl
 
-    fit = dataclasses.replace(settings.fit, max_seconds=_seconds_left(settings.fit.max_seconds))
-    return impl(model_factory, _prepared(data, settings), dataclasses.replace(settings, fit=fit),
+    fit = dataclasses.replace(settings.fit, max_seconds=seconds_left(settings.fit.max_seconds))
+    return impl(model_factory, prepared(data, settings), dataclasses.replace(settings, fit=fit),
                 cache)
 
 
@@ -454,7 +315,7 @@ def check_expressivity(model_factory: Callable, data: "Dataset", settings: Check
     """Theorem 1 and min-norm interpolation (rethink_checks.theory, imported when run)."""
     from .theory import check_expressivity as impl
 
-    return impl(model_factory, _prepared(data, settings), settings, cache)
+    return impl(model_factory, prepared(data, settings), settings, cache)
 
 
 def check_memorization(model_factory: Callable, data: "Dataset", settings: CheckSettings,
@@ -487,11 +348,11 @@ def run_check(name: str, model_factory: Callable, data: "Dataset",
         raise SettingsError(f"settings: expected CheckSettings, got {type(settings).__name__}")
     start = time.perf_counter()
     budget = settings.time_budget
-    token = _DEADLINE.set(None if budget is None else time.monotonic() + budget)
+    token = DEADLINE.set(None if budget is None else time.monotonic() + budget)
     try:
         result = CHECKS[name](model_factory, data, settings, cache)
     finally:
-        _DEADLINE.reset(token)
+        DEADLINE.reset(token)
     result.seconds = round(time.perf_counter() - start, 3)
     if budget is not None:
         _note_budget(result, budget)

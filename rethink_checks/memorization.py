@@ -107,13 +107,13 @@ def _check_p(settings: "CheckSettings") -> float:
 def check_memorization(model_factory: Callable, data: "Dataset", settings: "CheckSettings",
                        cache: "RunCache | None" = None) -> CheckResult:
     """Clean examples are fitted before corrupted ones: AUC(fit epoch -> corrupted) >= threshold."""
-    from . import checks
+    from . import fits
 
     p = _check_p(settings)
     # fit epochs per example need every epoch measured (the fit's default skips epochs far from
     # the target: docs/checks.md, "Evaluation schedule"); ties between skipped epochs cost AUC
     settings = settings.updated(eval_every=1)
-    data = checks._prepared(data, settings)
+    data = fits.prepared(data, settings)
     mask = corrupted_mask(data, settings).tolist()
     n_bad, n = sum(mask), len(mask)
     if n_bad == 0 or n_bad == n:
@@ -121,19 +121,19 @@ def check_memorization(model_factory: Callable, data: "Dataset", settings: "Chec
                         f"the {n} training labels (seed {settings.seed}); the check needs at least "
                         f"one corrupted and one clean example: use a larger training set "
                         f"(train_size) or another memorization_p")
-    run, key = checks._get_run("partial_labels", p, model_factory, data, settings, cache)
+    run, key = fits.get_run("partial_labels", p, model_factory, data, settings, cache)
     threshold = settings.min_memorization_auc
     bar = min(settings.fit_threshold, CLEAN_FIT_FRACTION)
     criterion = (f"with {p:g} of the labels redrawn, the epoch each example is first fitted for good "
                  f"detects the corrupted labels with ROC AUC >= {threshold} (clean before noisy, "
                  f"Arpit et al. 2017)")
-    metrics = {**checks._run_metrics(run, settings.memorize_threshold),
+    metrics = {**fits.run_metrics(run, settings.memorize_threshold),
                **_ordering_metrics(run, mask, bar), "p": p, "min_auc": threshold}
-    runs = {"partial_labels": checks._run_dict(run, key)}
+    runs = {"partial_labels": fits.run_record(run, key)}
     summary = _summary(run, metrics)
     if run.diverged:
         return CheckResult("memorization", False, criterion,
-                           checks._fit_message("memorization", run, settings.memorize_threshold),
+                           fits.fit_message("memorization", run, settings.memorize_threshold),
                            metrics, runs=runs, summary=summary)
     if metrics["clean_fitted_fraction"] < bar:
         metrics["auc"] = None
@@ -275,13 +275,13 @@ def find_suspects(model_factory: Callable, data: "Dataset", settings: "CheckSett
 
     Indices refer to the training set as fitted (after ``settings.train_size`` subsetting).
     """
-    from . import checks
+    from . import fits
     from .settings import CheckSettings
 
     n = _check_n(n)
     settings = settings if settings is not None else CheckSettings()
-    data = checks._prepared(data, settings)
-    run, _ = checks._get_run("true_labels", 0.0, model_factory, data, settings, None)
+    data = fits.prepared(data, settings)
+    run, _ = fits.get_run("true_labels", 0.0, model_factory, data, settings, None)
     return suspects_from_run(run, data, n)
 
 
@@ -293,7 +293,7 @@ def attach_suspects(result: CheckResult, data: "Dataset", settings: "CheckSettin
     The trained model (for the predictions) comes from ``cache`` when the fit is still there;
     ``plot_path``: also draw their images there (:func:`rethink_checks.plots.plot_suspects`).
     """
-    from . import checks
+    from . import fits
 
     n = _check_n(n)
     entry = result.runs.get("true_labels")
@@ -302,7 +302,7 @@ def attach_suspects(result: CheckResult, data: "Dataset", settings: "CheckSettin
     run = FitResult.from_dict(entry)
     cached = cache.get(tuple(entry.get("cache_key") or ())) if cache is not None else None
     run.model = getattr(cached, "model", None)
-    data = checks._prepared(data, settings)
+    data = fits.prepared(data, settings)
     suspects = suspects_from_run(run, data, n)
     if plot_path is not None:
         from .plots import plot_suspects

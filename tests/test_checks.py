@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings as hsettings, strategies as st
 from torch import nn
 
-from rethink_checks import checks, training
+from rethink_checks import checks, fits, training
 from rethink_checks.checks import CHECKS, CheckSettings, RunCache, SettingsError, run_check
 from rethink_checks.data import load_digits
 from rethink_checks.errors import ModelError, RethinkError
@@ -293,7 +293,7 @@ def fake(monkeypatch):
         calls.append((key, len(data.train_x), config))
         return table.get(key) or table["default"]
 
-    monkeypatch.setattr(checks, "_fit", fit)
+    monkeypatch.setattr(fits, "fit_once", fit)
     return table, calls
 
 
@@ -413,7 +413,8 @@ def test_time_budget_is_shared_by_the_fits_of_one_check(digits, monkeypatch):
         return fake_run(2)
 
     monkeypatch.setattr(checks, "time", clock)
-    monkeypatch.setattr(checks, "_fit", fit)
+    monkeypatch.setattr(fits, "time", clock)
+    monkeypatch.setattr(fits, "fit_once", fit)
     s = CheckSettings(time_budget=10.0, memorize_threshold=1.0)
     res = run_check("slowdown", factory_for(digits), digits, s, RunCache())
     assert budgets == [10.0, 6.0, 2.0, 1e-6, 1e-6]  # each fit gets what the earlier ones left
@@ -426,7 +427,9 @@ def test_time_budget_is_shared_by_the_fits_of_one_check(digits, monkeypatch):
 def test_time_budget_keeps_a_tighter_per_fit_limit_and_resets_per_check(fake, digits, monkeypatch):
     table, calls = fake
     table["default"] = fake_run(3)
-    monkeypatch.setattr(checks, "time", FakeClock())
+    clock = FakeClock()
+    monkeypatch.setattr(checks, "time", clock)
+    monkeypatch.setattr(fits, "time", clock)
     s = CheckSettings.from_mapping({"time_budget": 30, "max_seconds": 5})
     first = run_check("true_labels", factory_for(digits), digits, s)
     run_check("random_labels", factory_for(digits), digits, s)
@@ -625,12 +628,12 @@ def test_epochs_to_threshold_is_the_first_epoch_reaching_it(accs, threshold, ste
                   "step": [steps_per_epoch * e for e in range(1, len(accs) + 1)]}
     hits = [e for e, a in enumerate(accs, start=1) if a is not None and a >= threshold]
     expected = (hits[0], hits[0] * steps_per_epoch) if hits else (None, None)
-    assert checks._epochs_to(run, threshold) == expected
+    assert fits.epochs_to(run, threshold) == expected
 
 
 def test_epochs_to_threshold_falls_back_to_the_run_without_curves():
     run = fake_run(3)
     run.curves = {}
-    assert checks._epochs_to(run, 0.99) == (3, 30)
+    assert fits.epochs_to(run, 0.99) == (3, 30)
     run.train_accuracy = 0.5
-    assert checks._epochs_to(run, 0.99) == (None, None)
+    assert fits.epochs_to(run, 0.99) == (None, None)

@@ -1,7 +1,7 @@
 """Per-example fit record, the memorization (clean-before-noisy) check and the suspects finder.
 
 The record is checked against a brute-force reference on random correctness sequences; the
-check's metrics on hand-made fits (``checks._fit`` patched) so every number is known; the real
+check's metrics on hand-made fits (``fits.fit_once`` patched) so every number is known; the real
 training loop and the plugin on tiny digits subsets (plumbing, not the paper's claims).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 import rethink_checks.checks as checks
+import rethink_checks.fits as fits
 import rethink_checks.memorization  # noqa: F401 - loaded once (pytester unloads what it imports)
 import rethink_checks.plots  # noqa: F401
 import rethink_checks.training  # noqa: F401
@@ -196,7 +197,7 @@ def test_check_metrics_on_a_known_ordering(monkeypatch) -> None:
     forgets = [2 if b else 0 for b in mask]
     run = fake_run(fit_epoch, forgets, {1: 0.5, 2: 0.8, 3: 0.7, 4: 0.6})
     seen = []
-    monkeypatch.setattr(checks, "_fit", lambda f, d, config: seen.append(config) or run)
+    monkeypatch.setattr(fits, "fit_once", lambda f, d, config: seen.append(config) or run)
     result = run_check("memorization", linear, data, s)
     m = result.metrics
     assert result.passed and m["auc"] == 1.0
@@ -213,7 +214,7 @@ def test_check_metrics_on_a_known_ordering(monkeypatch) -> None:
     low = run_check("memorization", linear, data, s.updated(min_memorization_auc=1.0))
     assert low.passed  # 1.0 >= 1.0
     reverse = fake_run([1 if b else 4 for b in mask], forgets, {1: 0.5, 2: 0.8, 3: 0.7, 4: 0.6})
-    monkeypatch.setattr(checks, "_fit", lambda f, d, config: reverse)
+    monkeypatch.setattr(fits, "fit_once", lambda f, d, config: reverse)
     failed = run_check("memorization", linear, data, s)
     assert not failed.passed and failed.metrics["auc"] == 0.0 and "AUC 0.000 < 0.75" in failed.message
 
@@ -244,7 +245,7 @@ def test_memorization_p_outside_the_open_interval_is_a_settings_error(p) -> None
 
 
 def test_a_dataset_too_small_for_one_corrupted_label_is_a_data_error(monkeypatch) -> None:
-    monkeypatch.setattr(checks, "_fit", lambda *a: pytest.fail("must not train"))
+    monkeypatch.setattr(fits, "fit_once", lambda *a: pytest.fail("must not train"))
     with pytest.raises(DataError, match=r"memorization_p=0.01 .*changed 0 of the 3 training labels"):
         run_check("memorization", linear, small_data(3),
                   CheckSettings(memorization_p=0.01))
