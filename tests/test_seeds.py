@@ -12,7 +12,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-import torch  # noqa: F401 - loaded once (pytester's in-process runs unload modules)
+import sklearn.datasets  # noqa: F401 - loaded once (pytester's in-process runs unload modules)
+import torch  # noqa: F401
+
+import rethink_checks.expectations  # noqa: F401
+import rethink_checks.training  # noqa: F401
 
 from rethink_checks.checks import CHECKS, CheckSettings, RunCache, run_check
 from rethink_checks.data import load
