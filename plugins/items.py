@@ -11,6 +11,7 @@ FAIL). torch and rethink_checks are imported only when an item runs or is collec
 from __future__ import annotations
 
 import inspect
+import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass

@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from .errors import DataError
+
 __all__ = ["t_quantile", "Interval", "interval", "welch_noise"]
 
 # two-sided 95% quantiles t_{0.975, df} for df = 1..30 (standard tables)
@@ -50,7 +52,7 @@ def interval(values: Iterable[float]) -> Interval:
     """The mean of ``values`` with its Student-t 95% interval (one value: no spread known)."""
     xs = [float(x) for x in values]
     if not xs:
-        raise ValueError("interval of no values")
+        raise DataError("interval: no values given (need at least one number)")
     n = len(xs)
     mean = math.fsum(xs) / n
     if n < 2:
