@@ -282,7 +282,9 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     ini, cli = state.options.settings_layers()
     dataset = load_data(state, data_spec(data, state.data_default),
                         read_progress(request.config, state))
-    defaults = dict(getattr(dataset, "fit_defaults", None) or {})  # under every user layer
+    # the data's own defaults (criteria, then fit settings) go under every user layer
+    defaults = {**dict(getattr(dataset, "check_defaults", None) or {}),
+                **dict(getattr(dataset, "fit_defaults", None) or {})}
     settings = CheckSettings.from_mapping({**defaults, **ini, **marker_settings(item), **mapping, **cli})
     if progress is not None:
         settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit,

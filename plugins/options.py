@@ -129,6 +129,17 @@ def _fit_field(name: str) -> Callable[[Any], Any]:
     return parse
 
 
+def _expect(text: str | list[str]) -> dict[str, str]:
+    """``random_labels=not_memorized, gaussian=not_memorized`` checked by settings.parse_expect."""
+    from rethink_checks.settings import parse_expect
+
+    return parse_expect(text if isinstance(text, str) else ",".join(map(str, text)))
+
+
+_expect.allowed = "CHECK=EXPECTATION pairs"  # type: ignore[attr-defined]
+_expect.explains = True  # type: ignore[attr-defined]  # its errors name the field and what is allowed
+
+
 @dataclass(frozen=True)
 class Option:
     """One plugin option: its name, parser, help, and the CheckSettings key it feeds (if any)."""
@@ -161,6 +172,11 @@ OPTIONS: tuple[Option, ...] = (
            metavar="DEV"),
     Option("seed", _int(0), "seed for data subsets, corruptions and initialisation (default 0)",
            key="seed", metavar="N"),
+    Option("seeds", _int(1), "fits per check, each with its own derived seed; metrics become "
+           "means with .std/.ci_low/.ci_high (default 1)", key="seeds", metavar="N"),
+    Option("expect", _expect, "per-check expected verdict, e.g. random_labels=not_memorized "
+           "(met/not_met, memorized/not_memorized, fitted/not_fitted)", key="expect",
+           metavar="CHECK=WANT,..."),
     Option("max_epochs", _int(1), "epoch budget of every fit (default 100)", key="max_epochs",
            metavar="N"),
     Option("max_steps", _fit_field("max_steps"), "optimizer-step budget of every fit, beside "

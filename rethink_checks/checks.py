@@ -340,7 +340,12 @@ CHECKS: dict[str, Callable[..., CheckResult]] = {
 
 def run_check(name: str, model_factory: Callable, data: "Dataset",
               settings: CheckSettings | None = None, cache: RunCache | None = None) -> CheckResult:
-    """Run check ``name`` and time it; unknown names raise :class:`SettingsError`."""
+    """Run check ``name`` and time it; unknown names raise :class:`SettingsError`.
+
+    With ``settings.seeds > 1`` the check runs once per derived seed and the results are
+    aggregated (:mod:`rethink_checks.seeds`); ``settings.expect`` then may turn the verdict
+    (:mod:`rethink_checks.expectations`). The time budget covers every seed.
+    """
     if name not in CHECKS:
         raise SettingsError(f"unknown check {name!r}; allowed: {', '.join(CHECKS)}")
     settings = settings if settings is not None else CheckSettings()
@@ -350,13 +355,20 @@ def run_check(name: str, model_factory: Callable, data: "Dataset",
     budget = settings.time_budget
     token = DEADLINE.set(None if budget is None else time.monotonic() + budget)
     try:
-        result = CHECKS[name](model_factory, data, settings, cache)
+        if settings.seeds > 1:
+            from .seeds import run_seeds
+
+            result = run_seeds(CHECKS[name], name, model_factory, data, settings, cache)
+        else:
+            result = CHECKS[name](model_factory, data, settings, cache)
     finally:
         DEADLINE.reset(token)
     result.seconds = round(time.perf_counter() - start, 3)
     if budget is not None:
         _note_budget(result, budget)
-    return result
+    from .expectations import apply_expectation
+
+    return apply_expectation(result, settings)
 
 
 def _note_budget(result: CheckResult, budget: float) -> None:

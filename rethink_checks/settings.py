@@ -29,17 +29,26 @@ from . import validation as v
 from .errors import RethinkError, SettingsError
 
 __all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOVABLE",
-           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS"]
+           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS", "CHECK_NAMES", "EXPECTATIONS",
+           "parse_expect"]
 
 REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")  # CheckSettings.ablated_regularizers
 REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment")     # FitConfig.remove ("all": every one)
 LABEL_MODES = ("paper", "wrong_class")
 CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
 PRECISIONS = ("auto", "fp32", "bf16")
+#: every check name (``checks.CHECKS`` keys; kept here so settings stay torch-free, a test pins it)
+CHECK_NAMES = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
+               "partial_labels", "slowdown", "regularizers", "capacity", "expressivity",
+               "memorization")
+#: CheckSettings.expect values -> "met" | "not_met" (the friendly spellings are aliases)
+EXPECTATIONS = {"met": "met", "not_met": "not_met", "memorized": "met",
+                "not_memorized": "not_met", "fitted": "met", "not_fitted": "not_met",
+                "passed": "met", "failed": "not_met"}
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 # fields of CheckSettings that only judge results; they never change a fit, so not in key()
 _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_regularizer_gain",
-                   "min_capacity", "capacity_precision", "capacity_budget")
+                   "min_capacity", "capacity_precision", "capacity_budget", "seeds", "expect")
 # FitConfig fields a user mapping may not set: the checks own them
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
 
@@ -206,6 +215,8 @@ class CheckSettings:
     seed: int = 0
     memorization_p: float = 0.2        # memorization: fraction of training labels redrawn (0 < p < 1)
     min_memorization_auc: float = 0.75  # memorization: AUC of fit epoch as a corrupted-label detector
+    seeds: int = 1                     # fits per check, with seeds derived from seed (rethink_checks.seeds)
+    expect: Mapping[str, str] = field(default_factory=dict)  # check -> "met" | "not_met" (aliases: EXPECTATIONS)
 
     def __post_init__(self) -> None:
         own = "CheckSettings"
@@ -242,6 +253,8 @@ class CheckSettings:
         if self.time_budget is not None:
             v.number(own, "time_budget", self.time_budget, 0.0, low_open=True)
         self.seed = v.integer(own, "seed", self.seed, minimum=0)
+        self.seeds = v.integer(own, "seeds", self.seeds, minimum=1)
+        self.expect = parse_expect(self.expect)
 
     @classmethod
     def allowed_keys(cls) -> tuple[str, ...]:
@@ -292,6 +305,7 @@ class CheckSettings:
         """JSON-ready settings (the fit config nested under ``fit``, callbacks left out)."""
         out = {f.name: v.jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
                if f.name != "fit"}
+        out["expect"] = dict(self.expect)
         out["fit"] = {f.name: v.jsonable(getattr(self.fit, f.name)) for f in dataclasses.fields(self.fit)
                       if f.name not in _FIT_RESERVED}
         return out
@@ -303,6 +317,44 @@ class CheckSettings:
             d.pop(name, None)
         text = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+_EXPECT_ALLOWED = (f"a mapping (or 'check=value, ...' text) of check names ({', '.join(CHECK_NAMES)}) "
+                   f"to {', '.join(EXPECTATIONS)}")
+
+
+def parse_expect(value: Any) -> dict[str, str]:
+    """``CheckSettings.expect`` in its canonical form ``{check: "met" | "not_met"}``.
+
+    Takes a mapping or the ini / command-line text ``random_labels=not_memorized, gaussian=
+    not_memorized`` (a list of such entries too); names and values are validated.
+    """
+    raw = value
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, (list, tuple)):
+        pairs = {}
+        for entry in value:
+            for part in str(entry).replace(";", ",").split(","):
+                if not part.strip():
+                    continue
+                name, sep, want = part.partition("=") if "=" in part else part.partition(":")
+                if not sep:
+                    raise v.invalid("CheckSettings", "expect", raw, _EXPECT_ALLOWED)
+                pairs[name.strip()] = want.strip()
+        value = pairs
+    if not isinstance(value, Mapping):
+        raise v.invalid("CheckSettings", "expect", raw, _EXPECT_ALLOWED)
+    out = {}
+    for name, want in value.items():
+        if name not in CHECK_NAMES:
+            raise v.invalid("CheckSettings", "expect", raw,
+                            f"{_EXPECT_ALLOWED} ({name!r} is not a check)")
+        if not isinstance(want, str) or want.strip().lower() not in EXPECTATIONS:
+            raise v.invalid("CheckSettings", "expect", raw,
+                            f"{_EXPECT_ALLOWED} ({want!r} is not an expectation)")
+        out[str(name)] = EXPECTATIONS[want.strip().lower()]
+    return out
 
 
 def _level(x: Any) -> float:

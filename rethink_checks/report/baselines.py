@@ -4,7 +4,11 @@
 (``root`` is ``.rethink`` by default, NNNN counts up per machine); ``save_baseline``,
 ``find_baseline`` and ``load_baseline`` are one-call shorthands for it. ``compare_baseline``
 matches items by node id and applies ``--rethink-compare-fail`` style rules
-(see :func:`parse_compare_fail`).
+(see :func:`parse_compare_fail`). With several seeds (``--rethink-seeds``) a rule is
+noise-aware: it fails only when the worsening exceeds its limit AND the difference of the
+means exceeds the seeds' 95% noise band, ``t * sqrt(se_cur^2 + se_base^2)`` (Welch, see
+:func:`rethink_checks.stats.welch_noise`; ``se = <metric>.std / sqrt(n)``). Single-seed
+sides carry no noise, so two single-seed sessions compare as plain numbers.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import RethinkError
+from ..stats import welch_noise
 from .document import machine_id, write_json
 
 __all__ = ["DEFAULT_ROOT", "ReportError", "BaselineStore", "StoredBaseline", "save_baseline",
@@ -195,6 +200,14 @@ def _as_float(x: Any) -> float | None:
     return None
 
 
+def _spread(metrics: Mapping[str, Any], metric: str) -> tuple[float | None, int]:
+    """(std over seeds, number of seeds) of ``metric`` in an item's metrics; (None, 1) for one."""
+    std = _as_float(metrics.get(f"{metric}.std"))
+    n = metrics.get(f"{metric}.n", metrics.get("seeds", 1))
+    n = int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else 1
+    return std, n
+
+
 def _index(doc: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(i.get("nodeid") or f"{i.get('model')}::{i.get('check')}"): i
             for i in doc.get("items", [])}
@@ -223,18 +236,23 @@ def compare_baseline(current: Mapping[str, Any], baseline: Mapping[str, Any],
             if cur is None or was is None:
                 continue
             delta = cur - was
+            noise = welch_noise(*_spread(item.get("metrics") or {}, metric),
+                                *_spread(old.get("metrics") or {}, metric))
             row = {"nodeid": nodeid, "model": item.get("model", ""), "check": check,
                    "metric": metric, "baseline": was, "current": cur, "change": delta,
                    "change_pct": (delta / abs(was) * 100.0) if was else None,
-                   "limit": rule.expr if rule else "", "failed": False}
+                   "noise": noise, "limit": rule.expr if rule else "", "failed": False}
             if rule is not None:
                 worse = rule.worse_by(was, cur)
-                if worse > rule.limit:
+                unit = "%" if rule.relative else ""
+                if worse > rule.limit and abs(delta) > noise:
                     row["failed"] = True
-                    unit = "%" if rule.relative else ""
+                    band = f"; beyond the seed noise +-{noise:.4g}" if noise else ""
                     failures.append(f"{nodeid}: {check}.{metric} went from {was:.6g} to "
                                     f"{cur:.6g} (worse by {worse:.4g}{unit} > {rule.limit:g}"
-                                    f"{unit}; rule {rule.expr})")
+                                    f"{unit}{band}; rule {rule.expr})")
+                elif worse > rule.limit:
+                    row["within_noise"] = True
             rows.append(row)
     failures += _unmatched(parsed, current, rows)
     return rows, failures
@@ -259,14 +277,15 @@ compare = compare_baseline
 
 def format_comparison(rows: Iterable[Mapping[str, Any]]) -> str:
     """A table of compared metrics: baseline, current, change, rule, verdict."""
-    header = ["item", "metric", "baseline", "current", "change", "rule", ""]
+    header = ["item", "metric", "baseline", "current", "change", "noise", "rule", ""]
     body = []
     for r in rows:
         pct = r.get("change_pct")
         change = f"{r['change']:+.4g}" + (f" ({pct:+.1f}%)" if pct is not None else "")
+        noise = f"+-{r['noise']:.3g}" if r.get("noise") else ""
+        verdict = "FAIL" if r.get("failed") else "within noise" if r.get("within_noise") else ""
         body.append([str(r.get("nodeid", "")), str(r["metric"]), f"{r['baseline']:.4g}",
-                     f"{r['current']:.4g}", change, str(r.get("limit", "")),
-                     "FAIL" if r.get("failed") else ""])
+                     f"{r['current']:.4g}", change, noise, str(r.get("limit", "")), verdict])
     if not body:
         return "no metrics in common with the baseline"
     widths = [max(len(c) for c in col) for col in zip(header, *body)]

@@ -23,6 +23,7 @@ LEGEND = "\n".join([
     "               err: test error at the lowest -> highest corruption p",
     "               n*: effective capacity; residual: Theorem 1 fit residual",
     "               ERROR rows: the start of the error message (the JSON has all of it)",
+    "  a+-b         several seeds (--rethink-seeds): mean over seeds +- 95% half-width",
     "  s            seconds the check took (fits reused from other checks cost nothing)",
 ])
 
@@ -47,9 +48,19 @@ def format_key_metric(entry: Mapping[str, Any]) -> str:
     template = str(entry.get("format") or "{}")
     try:
         text = template.format(*value) if isinstance(value, (list, tuple)) else template.format(value)
+        if entry.get("pm") is not None:  # several seeds: mean +- 95% half-width
+            text += "+-" + template.format(entry["pm"])
     except (ValueError, TypeError, IndexError, KeyError):
         text = str(value)
     return f"{label} {text}".strip()
+
+
+def _with_pm(summary: Mapping[str, Any], col: str, spec: str) -> str:
+    """A summary column, as ``mean+-half`` when the row has several seeds' interval."""
+    value, pm = summary.get(col), summary.get(f"{col}_pm")
+    if pm is None or value is None:
+        return _num(value, spec) if isinstance(value, float) else _num(value)
+    return f"{format(value, spec)}+-{format(pm, spec)}"
 
 
 def _row_cells(row: Mapping[str, Any]) -> list[str]:
@@ -59,8 +70,8 @@ def _row_cells(row: Mapping[str, Any]) -> list[str]:
         key = _shorten(str(row.get("message") or ""), 48)
     outcome = str(row.get("outcome", ""))
     return [str(row.get("model", "")), str(row.get("check", "")),
-            VERDICTS.get(outcome, outcome.upper()), _num(summary.get("train")),
-            _num(summary.get("test")), _num(summary.get("epochs")), key,
+            VERDICTS.get(outcome, outcome.upper()), _with_pm(summary, "train", ".3f"),
+            _with_pm(summary, "test", ".3f"), _with_pm(summary, "epochs", ".1f"), key,
             _num(row.get("seconds"), ".1f")]
 
 

@@ -1,0 +1,330 @@
+"""The calibration panel: do the default criteria pass ordinary models and fail incapable ones?
+
+    python benchmarks/panel.py                      # full panel: 3 seeds, digits and CIFAR-10 subset
+    python benchmarks/panel.py --quick              # plumbing smoke run: 2 seeds, 64 examples,
+                                                    # 3 epochs, 3 checks (its verdicts mean nothing)
+    python benchmarks/panel.py --data digits --seeds 3 --checks true_labels,random_labels,slowdown
+
+Ordinary architectures (they must PASS every default check): the paper's MLP 1x512 and
+3x512 and small AlexNet, a BN + dropout CNN (two 3x3 convolutions with batch norm, dropout
+0.2, about 29k parameters on the digits), LeNet-5, a small ResNet (ResNet-8), torchvision's
+ResNet-18 and MobileNetV3-small, and the paper's small Inception where a GPU is present.
+Incapable controls (they must FAIL the memorization checks): a linear model and a 16-unit
+MLP. Note that a linear model is only incapable while the training set is larger than its
+input dimension (n > d): on a 500-image CIFAR-10 subset (d = 3072) it can memorize.
+
+Every check runs through ``rethink_checks.checks.run_check`` with the data's own defaults
+(``Dataset.check_defaults`` and ``fit_defaults``, as the plugin layers them), then the panel's
+``--train-size``, ``--seeds``, ``--device`` and any ``--set key=value``; the default checks
+are the memorization checks and slowdown (``partial_labels`` and ``regularizers`` add 7 fits
+a model and seed; add them with ``--checks``). Fits are shared through one run cache per model
+and data, so ``slowdown`` costs nothing extra. Cost: (models x data x seeds x 5) fits.
+
+Margins: for the fit checks, ``budget x`` = max_epochs / the worst seed's epochs to fit (how
+far the epoch budget could shrink); for slowdown, ``limit x`` = max_slowdown / the upper end of
+the 95% interval of the worst mean ratio. Writes benchmarks/results/panel.json (and a markdown
+table with ``--markdown``), with the machine it ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from _common import RESULTS, hardware, write_json
+
+from rethink_checks.checks import CheckSettings, RunCache, run_check
+from rethink_checks.corruptions import NotApplicable
+from rethink_checks.data import load
+from rethink_checks.models import count_parameters, mlp, small_alexnet, small_inception
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CHECKS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
+                  "slowdown")
+FIT_CHECKS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+QUICK_CHECKS = ("true_labels", "random_labels", "slowdown")
+DATA = {"digits": ("digits", 400), "cifar": ("folder:{cifar}", 500)}
+
+
+# ---------------------------------------------------------------- architectures
+
+def _flat(features: nn.Module, shape: tuple[int, ...]) -> int:
+    with torch.no_grad():
+        return int(features(torch.zeros(1, *shape)).numel())
+
+
+def bn_dropout_cnn(shape: tuple[int, ...], k: int) -> nn.Module:
+    """Two 3x3 convolutions with batch norm, a 2x2 pool, dropout 0.2 (29k parameters on digits)."""
+    features = nn.Sequential(
+        nn.Conv2d(shape[0], 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Dropout(0.2), nn.Flatten())
+    return nn.Sequential(features, nn.Linear(_flat(features, shape), k))
+
+
+def lenet(shape: tuple[int, ...], k: int) -> nn.Module:
+    """LeNet-5 with ReLU and max pooling (5x5 convolutions padded to keep small inputs)."""
+    features = nn.Sequential(
+        nn.Conv2d(shape[0], 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+    return nn.Sequential(features, nn.Linear(_flat(features, shape), 120), nn.ReLU(),
+                         nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, k))
+
+
+class _Block(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+def small_resnet(shape: tuple[int, ...], k: int) -> nn.Module:
+    """ResNet-8: a 16-channel stem and three basic blocks (16, 32, 64 channels)."""
+    return nn.Sequential(nn.Conv2d(shape[0], 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                         nn.ReLU(), _Block(16, 16, 1), _Block(16, 32, 2), _Block(32, 64, 2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, k))
+
+
+def _first_conv_to(model: nn.Module, conv_path: str, channels: int) -> nn.Module:
+    """Replace the 3-channel stem convolution at ``conv_path`` by one taking ``channels``."""
+    parent_path, _, name = conv_path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    old = getattr(parent, name)
+    if old.in_channels != channels:
+        setattr(parent, name, nn.Conv2d(channels, old.out_channels, old.kernel_size, old.stride,
+                                        old.padding, bias=old.bias is not None))
+    return model
+
+
+def resnet18(shape: tuple[int, ...], k: int) -> nn.Module:
+    """torchvision ResNet-18 (11M parameters), untrained, its stem adapted to the channels."""
+    from torchvision.models import resnet18 as build
+
+    return _first_conv_to(build(num_classes=k), "conv1", shape[0])
+
+
+def mobilenet_v3_small(shape: tuple[int, ...], k: int) -> nn.Module:
+    """torchvision MobileNetV3-small (1.5M parameters; BN, dropout 0.2), untrained."""
+    from torchvision.models import mobilenet_v3_small as build
+
+    return _first_conv_to(build(num_classes=k), "features.0.0", shape[0])
+
+
+def linear(shape: tuple[int, ...], k: int) -> nn.Module:
+    """Control: a linear classifier of the flattened input."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(torch.tensor(shape).prod()), k))
+
+
+#: name -> (builder, learning rate or None for the fit default, GPU only, control)
+ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], nn.Module], float | None, bool, bool]] = {
+    "mlp_1x512": (lambda s, k: mlp(s, k, depth=1, width=512), 0.01, False, False),
+    "mlp_3x512": (lambda s, k: mlp(s, k, depth=3, width=512), 0.01, False, False),
+    "small_alexnet": (small_alexnet, 0.01, False, False),
+    "bn_dropout_cnn": (bn_dropout_cnn, None, False, False),
+    "lenet5": (lenet, None, False, False),
+    "small_resnet": (small_resnet, None, False, False),
+    "resnet18": (resnet18, None, False, False),
+    "mobilenet_v3_small": (mobilenet_v3_small, None, False, False),
+    "small_inception": (lambda s, k: small_inception(s, k, batch_norm=True), 0.1, True, False),
+    "control_linear": (linear, None, False, True),
+    "control_mlp_1x16": (lambda s, k: mlp(s, k, depth=1, width=16), None, False, True),
+}
+
+
+# ---------------------------------------------------------------- running
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny smoke run: 2 seeds, 64 examples, 3 epochs, CPU-sized models only")
+    p.add_argument("--data", default="digits,cifar", help="comma-separated: digits, cifar")
+    p.add_argument("--cifar", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"),
+                   help="the CIFAR-10 image-folder archive (default ../shared/data/cifar10-jpg.tar.gz)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--models", default="", help="comma-separated subset of " + ", ".join(ARCHITECTURES))
+    p.add_argument("--checks", default=None,
+                   help="default: " + ",".join(DEFAULT_CHECKS) + " (--quick: " + ",".join(QUICK_CHECKS) + ")")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="training examples (default: digits 400, cifar 500)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a CheckSettings / FitConfig override (repeatable), e.g. max_epochs=50")
+    p.add_argument("--out", default=str(RESULTS / "panel.json"))
+    p.add_argument("--markdown", default=None, help="also write the table as markdown to PATH")
+    return p.parse_args(argv)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for entry in args.set:
+        key, sep, value = entry.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {entry!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    if args.quick:
+        out.setdefault("max_epochs", 3)
+    return out
+
+
+def _models(args: argparse.Namespace, gpu: bool) -> list[str]:
+    names = [n.strip() for n in args.models.split(",") if n.strip()] or list(ARCHITECTURES)
+    unknown = [n for n in names if n not in ARCHITECTURES]
+    if unknown:
+        raise SystemExit(f"--models: unknown {unknown}; allowed: {', '.join(ARCHITECTURES)}")
+    return [n for n in names if gpu or not ARCHITECTURES[n][2]]
+
+
+def _factory(name: str, shape: tuple[int, ...], k: int) -> Callable[[], nn.Module]:
+    build, lr, _, _ = ARCHITECTURES[name]
+
+    def make() -> nn.Module:
+        model = build(shape, k)
+        if lr is not None:
+            model.rethink_lr = lr
+        return model
+    return make
+
+
+def _margin(check: str, result: Any, settings: CheckSettings) -> dict[str, Any]:
+    """The judged value, its interval, the limit and the margin (see the module docstring)."""
+    m = result.metrics
+    if check in FIT_CHECKS:
+        epochs = [r.get("epochs_to_fit") for r in result.tables.get("seeds", [])] or [m.get("epochs_to_fit")]
+        worst = None if any(e is None for e in epochs) else max(epochs)
+        return {"value": "epochs_to_fit", "mean": m.get("epochs_to_fit"),
+                "ci_high": m.get("epochs_to_fit.ci_high"), "worst": worst,
+                "limit": settings.fit.max_epochs,
+                "margin": None if not worst else settings.fit.max_epochs / worst}
+    if check == "slowdown":
+        high = m.get("slowdown.max.ci_high") or m.get("slowdown.max")
+        return {"value": "slowdown.max", "mean": m.get("slowdown.max"), "ci_high": high,
+                "worst": max((r.get("slowdown.max") or 0) for r in result.tables.get("seeds", [m])),
+                "limit": settings.max_slowdown,
+                "margin": None if not high else settings.max_slowdown / high}
+    if check == "regularizers":
+        gain = m.get("gain")
+        return {"value": "gain", "mean": gain, "ci_high": m.get("gain.ci_high"), "worst": None,
+                "limit": settings.max_regularizer_gain,
+                "margin": None if gain is None else settings.max_regularizer_gain - gain}
+    return {"value": "", "mean": None, "ci_high": None, "worst": None, "limit": None, "margin": None}
+
+
+def run_panel(args: argparse.Namespace) -> dict[str, Any]:
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
+        "cpu" if args.device == "auto" else args.device)
+    chosen = args.checks or ",".join(QUICK_CHECKS if args.quick else DEFAULT_CHECKS)
+    checks = [c.strip() for c in chosen.split(",") if c.strip()]
+    if "slowdown" in checks:  # last: it reuses every memorization fit
+        checks = [c for c in checks if c != "slowdown"] + ["slowdown"]
+    seeds = 2 if args.quick and args.seeds == 3 else args.seeds
+    rows, start = [], time.perf_counter()
+    for data_name in [d.strip() for d in args.data.split(",") if d.strip()]:
+        spec, size = DATA[data_name]
+        data = load(spec.format(cifar=args.cifar))
+        size = 64 if args.quick else (args.train_size or size)
+        layers = {**dict(getattr(data, "check_defaults", None) or {}),
+                  **dict(data.fit_defaults or {}),
+                  "train_size": size, "seeds": seeds, "device": device, **_overrides(args)}
+        settings = CheckSettings.from_mapping(layers)
+        for model_name in _models(args, device.startswith("cuda")):
+            if args.quick and model_name in ("resnet18", "mobilenet_v3_small") and data_name != "digits":
+                continue  # the quick run keeps CPU time small
+            factory = _factory(model_name, data.input_shape, data.num_classes)
+            params = count_parameters(factory())
+            cache = RunCache()
+            for check in checks:
+                t0 = time.perf_counter()
+                try:
+                    result = run_check(check, factory, data, settings, cache)
+                except NotApplicable as exc:
+                    print(f"{data_name} {model_name} {check}: skipped ({exc})", flush=True)
+                    continue
+                row = {"data": data_name, "train_size": size, "model": model_name,
+                       "control": ARCHITECTURES[model_name][3], "params": params, "check": check,
+                       "passed": result.passed, "seeds": result.metrics.get("seeds", 1),
+                       "seeds_passed": result.metrics.get("seeds_passed", int(result.passed)),
+                       **_margin(check, result, settings),
+                       "seconds": round(time.perf_counter() - t0, 2), "message": result.message}
+                rows.append(row)
+                print(_line(row), flush=True)
+    return {"machine": hardware(device), "seeds": seeds, "checks": checks, "quick": args.quick,
+            "settings_overrides": _overrides(args), "rows": rows, "summary": summarize(rows),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ordinary models: all passed, and the smallest margin per check; controls: all failed."""
+    ordinary = [r for r in rows if not r["control"]]
+    controls = {(r["data"], r["model"]) for r in rows if r["control"]}
+    failed_controls = {(r["data"], r["model"]) for r in rows
+                       if r["control"] and not r["passed"] and r["check"] in FIT_CHECKS[1:]}
+    margins: dict[str, float] = {}
+    for r in ordinary:
+        if r["margin"] is not None:
+            margins[r["check"]] = min(margins.get(r["check"], float("inf")), r["margin"])
+    return {"ordinary_all_passed": all(r["passed"] for r in ordinary),
+            "ordinary_failures": [f"{r['data']}/{r['model']}/{r['check']}: {r['message']}"
+                                  for r in ordinary if not r["passed"]],
+            "min_margin": margins,
+            "controls_all_failed_memorization": failed_controls == controls,
+            "controls_that_passed": sorted(f"{d}/{m}" for d, m in controls - failed_controls)}
+
+
+def _fmt(x: Any, spec: str = ".3g") -> str:
+    return "-" if x is None else format(x, spec) if isinstance(x, float) else str(x)
+
+
+def _line(r: dict[str, Any]) -> str:
+    verdict = "PASS" if r["passed"] else "FAIL"
+    return (f"{r['data']:6s} {r['model']:18s} {r['check']:15s} {verdict} "
+            f"{r['seeds_passed']}/{r['seeds']}  {r['value']} {_fmt(r['mean'])} "
+            f"(ci_high {_fmt(r['ci_high'])}, limit {_fmt(r['limit'])}, margin {_fmt(r['margin'])}x) "
+            f"{r['seconds']}s")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The panel as a markdown table, with the machine and the summary."""
+    head = ("| data | model | params | check | verdict | seeds passed | value | mean | 95% high "
+            "| limit | margin |")
+    lines = [f"Machine: {report['machine'].get('label')} (torch {report['machine'].get('torch')}); "
+             f"{report['seeds']} seeds; {report['seconds']} s.", "", head,
+             "|" + " --- |" * (head.count("|") - 1)]
+    for r in report["rows"]:
+        model = r["model"] + (" (control)" if r["control"] else "")
+        lines.append(f"| {r['data']} | {model} | {r['params']:,} | {r['check']} | "
+                     f"{'PASS' if r['passed'] else 'FAIL'} | {r['seeds_passed']}/{r['seeds']} | "
+                     f"{r['value']} | {_fmt(r['mean'])} | {_fmt(r['ci_high'])} | {_fmt(r['limit'])} | "
+                     f"{_fmt(r['margin'])}{'x' if r['margin'] is not None and r['check'] != 'regularizers' else ''} |")
+    s = report["summary"]
+    lines += ["", f"Ordinary models all pass: {s['ordinary_all_passed']}; smallest margins: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in s["min_margin"].items())
+              + f"; controls all fail memorization: {s['controls_all_failed_memorization']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = run_panel(args)
+    print(markdown(report))
+    write_json(report, Path(args.out))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(report))
+    s = report["summary"]
+    return 0 if s["ordinary_all_passed"] and s["controls_all_failed_memorization"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
