@@ -150,6 +150,7 @@ def run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
         "seconds": round(float(run.total_seconds), 3),
         "train_seconds": round(float(run.train_seconds), 3),   # the optimizer steps
         "eval_seconds": round(float(getattr(run, "eval_seconds", 0.0)), 3),  # evaluations
+        "final_test_seconds": round(float(getattr(run, "final_test_seconds", 0.0)), 3),  # of which the whole test split
         "best_test_accuracy": run.best_test_accuracy,
         "best_test_epoch": run.best_test_epoch,
         "num_parameters": run.num_parameters,

@@ -24,7 +24,8 @@ class FitResult:
     ``best_test_accuracy`` / ``best_test_epoch`` are the best of the curve, i.e. on the test
     sample (the whole split when ``test_sample_size`` equals it). ``train_seconds`` is pure
     training (the steps), ``eval_seconds`` every evaluation (training set, test sample, the
-    final test split), ``total_seconds`` the whole call of ``fit``.
+    final test split; ``final_test_seconds`` is that last part), ``total_seconds`` the whole
+    call of ``fit``.
     """
 
     fitted: bool
@@ -53,6 +54,7 @@ class FitResult:
     fast_path: bool = False
     fast_path_reason: str = ""
     eval_seconds: float = 0.0
+    final_test_seconds: float = 0.0  # the part of eval_seconds spent on the whole test split at the end
     test_sample_size: int = 0
     #: per-example fit epochs and forgetting counts over the training-set evaluations
     #: (``ExampleRecord.to_dict()``; ``ExampleRecord.from_dict`` reads it); None in old JSON

@@ -268,7 +268,8 @@ class _Run:
                                          "train_accuracy", "test_accuracy", "lr", "elapsed")}
         self.stop_reason, self.fitted_epoch, self.diverged_epoch = "max_epochs", None, None
         self.train_accuracy, self.test_accuracy = 0.0, None
-        self.train_seconds = self.eval_seconds = 0.0
+        self.train_seconds = self.eval_seconds = self.final_test_seconds = 0.0
+        self.last_test_epoch = 0  # the test sample is measured at most every eval_every epochs
         self.steps_done, self.fitted_steps = 0, None
         self.examples = ExampleRecord(len(train))  # per-example fit epochs and forgetting events
 
@@ -303,7 +304,9 @@ class _Run:
                     and time.perf_counter() - t0 >= cfg.max_seconds:
                 evaluate = True  # the run ends here: measure it
             if evaluate:
-                train_acc, test_acc = self._evaluate(epoch)
+                final = epoch == cfg.max_epochs or out_of_steps or (
+                    cfg.max_seconds is not None and time.perf_counter() - t0 >= cfg.max_seconds)
+                train_acc, test_acc = self._evaluate(epoch, final)
                 last_eval, last_acc = epoch, train_acc
             elapsed = time.perf_counter() - t0
             self._record(epoch, mean_loss, running, train_acc, test_acc, lr, elapsed)
@@ -335,23 +338,29 @@ class _Run:
             self.test_accuracy = _accuracy(self.model, self.test, self.config.eval_batch_size, self.autocast)
         except torch.cuda.OutOfMemoryError as err:
             raise _oom_error(err, self.config, "evaluation") from err
-        self.eval_seconds += time.perf_counter() - ticked
+        self.final_test_seconds = time.perf_counter() - ticked
+        self.eval_seconds += self.final_test_seconds
 
     def _augmented_source(self) -> torch.Tensor:
         images = self.train.view(self.train.x)
         augmented = augment_images(images, self.crops)
         return augmented.permute(0, 2, 3, 1) if self.train.nhwc else augmented
 
-    def _evaluate(self, epoch: int) -> tuple[float, float | None]:
-        """Eval-mode accuracy on the whole training set (feeding the per-example record) and on
-        the test sample."""
-        chunk = self.config.eval_batch_size
+    def _evaluate(self, epoch: int, final: bool) -> tuple[float, float | None]:
+        """Eval-mode accuracy on the whole training set (feeding the per-example record) and, at
+        most every ``eval_every`` epochs and when the fit ends here, on the test sample: near the
+        target the training set is measured every epoch, and the curve needs no more than that."""
+        cfg, chunk = self.config, self.config.eval_batch_size
         ticked = time.perf_counter()
         try:
             correct = _correct(self.model, self.train, chunk, self.autocast)
             self.examples.update(correct, epoch)
             train_acc = correct.sum().item() / len(self.train)
-            test_acc = _accuracy(self.model, self.sample, chunk, self.autocast) if self.sample else None
+            test_acc = None
+            if self.sample and (final or train_acc >= cfg.target_accuracy
+                                or epoch - self.last_test_epoch >= cfg.eval_every):
+                test_acc = _accuracy(self.model, self.sample, chunk, self.autocast)
+                self.last_test_epoch = epoch
         except torch.cuda.OutOfMemoryError as err:
             raise _oom_error(err, self.config, "evaluation") from err
         self.eval_seconds += time.perf_counter() - ticked
@@ -388,7 +397,7 @@ class _Run:
             epochs=epochs, steps=self.steps_done,
             epochs_to_fit=self.fitted_epoch, steps_to_fit=self.fitted_steps,
             train_seconds=self.train_seconds, total_seconds=time.perf_counter() - self.plan.started,
-            eval_seconds=self.eval_seconds,
+            eval_seconds=self.eval_seconds, final_test_seconds=self.final_test_seconds,
             test_sample_size=len(self.sample) if self.sample is not None else 0,
             train_accuracy=self.train_accuracy,
             train_loss=losses[-1] if losses and losses[-1] is not None else float("nan"),
