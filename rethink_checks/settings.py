@@ -11,6 +11,10 @@ Renamed fields (old names still accepted for one release, with a ``DeprecationWa
 ``FitConfig.regularizers`` / ``remove_dropout`` / ``remove_batchnorm`` -> ``FitConfig.remove``;
 ``CheckSettings.regularizers`` -> ``ablated_regularizers``, ``CheckSettings.weight_decay`` ->
 ``ablation_weight_decay`` (they are the regularizers check's, not the fit's).
+
+This module is over 400 lines because issue #9 asked for every setting in one torch-free
+module: two dataclasses, their validation calls and the mapping parser belong together; the
+validators themselves are in :mod:`rethink_checks.validation`.
 """
 from __future__ import annotations
 
@@ -48,7 +52,8 @@ EXPECTATIONS = {"met": "met", "not_met": "not_met", "memorized": "met",
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 # fields of CheckSettings that only judge results; they never change a fit, so not in key()
 _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_regularizer_gain",
-                   "min_capacity", "capacity_precision", "capacity_budget", "seeds", "expect")
+                   "min_capacity", "capacity_precision", "capacity_budget", "seeds", "expect",
+                   "min_memorization_auc")
 # FitConfig fields a user mapping may not set: the checks own them
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
 
@@ -254,6 +259,10 @@ class CheckSettings:
             v.number(own, "time_budget", self.time_budget, 0.0, low_open=True)
         self.seed = v.integer(own, "seed", self.seed, minimum=0)
         self.seeds = v.integer(own, "seeds", self.seeds, minimum=1)
+        v.number(own, "memorization_p", self.memorization_p, 0.0, 1.0, low_open=True)
+        if self.memorization_p >= 1:
+            raise v.invalid(own, "memorization_p", self.memorization_p, "a number with 0 < p < 1")
+        v.fraction(own, "min_memorization_auc", self.min_memorization_auc)
         self.expect = parse_expect(self.expect)
 
     @classmethod
