@@ -67,6 +67,9 @@ class Dataset:
     #: Training settings that suit this data when the user sets none (the checks layer them
     #: under every user setting); empty for most sources, see :data:`DIGITS_FIT_DEFAULTS`.
     fit_defaults: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: Check criteria calibrated for this data (e.g. ``max_slowdown``), layered like
+    #: ``fit_defaults`` under every user setting; see :data:`rethink_checks.data.DIGITS_CHECK_DEFAULTS`.
+    check_defaults: dict[str, Any] = field(default_factory=dict, compare=False)
     kind: str | None = None
     vocab_size: int | None = None
 
