@@ -21,17 +21,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import platform
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from .augment import augment_images
 from .cuda_graphs import WARMUP_STEPS, _fast_path
+from .devices import cudnn_benchmark, device_name, oom_error, resolve_device
 from .errors import DataError, DeviceError, InputTypeError, ModelError
 from .example_record import ExampleRecord
 from .results import FitResult
@@ -64,11 +64,11 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
     """Train a copy of the model on ``data`` until the full training set is fitted or a budget ends."""
     started = time.perf_counter()
     config = _with_overrides(config or FitConfig(), overrides)
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     _check_dataset(data)
     devices = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), _cudnn_benchmark(device.type == "cuda"):
+    with torch.random.fork_rng(devices=devices), cudnn_benchmark(device.type == "cuda"):
         torch.manual_seed(config.seed)
         model = _make_model(model_or_factory)
         model, removed, config = _apply_regularizers(model, config)
@@ -107,36 +107,6 @@ def _with_overrides(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
 
 
 _RENAMED_FIT_KEYS = ("regularizers", "remove_dropout", "remove_batchnorm")  # -> FitConfig.remove
-
-
-def _resolve_device(spec: str) -> torch.device:
-    """'auto' -> cuda if present else cpu; a cuda request without a usable GPU is a DeviceError."""
-    if spec == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
-            else torch.device("cpu")
-    device = torch.device(spec)  # FitConfig accepts only auto, cpu, cuda and cuda:N
-    if device.type == "cpu":
-        return device
-    if not torch.cuda.is_available():
-        raise DeviceError(f"device={spec!r} was requested but CUDA is not available "
-                          f"(torch {torch.__version__}); use device='cpu' or 'auto'")
-    count = torch.cuda.device_count()
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index >= count:
-        raise DeviceError(f"device={spec!r} was requested but only {count} CUDA device(s) exist "
-                          f"(cuda:0..cuda:{count - 1})")
-    return torch.device("cuda", index)
-
-
-@contextmanager
-def _cudnn_benchmark(enabled: bool) -> Iterator[None]:
-    """Let cuDNN pick the fastest kernels during this fit only; restore the global flag afterwards."""
-    previous = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = previous or enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = previous
 
 
 # ----------------------------------------------------------------------------- model and data
@@ -208,19 +178,6 @@ def _is_conv2d(model: nn.Module) -> bool:
 
 # ----------------------------------------------------------------------------- the loop
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def _oom_error(err: BaseException, config: FitConfig, what: str) -> DeviceError:
-    size = config.batch_size if what == "training" else config.eval_batch_size
-    name = "batch_size" if what == "training" else "eval_batch_size"
-    return DeviceError(f"CUDA out of memory during {what} with {name}={size}; try a smaller "
-                       f"{name} (e.g. {max(1, size // 2)}) or a smaller model. ({str(err).splitlines()[0] if str(err) else 'OOM'})")
-
-
 def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
     """Place model and data, probe, capture (or not), run the epochs; OOM becomes a DeviceError."""
     if not any(p.requires_grad for p in model.parameters()):
@@ -247,7 +204,7 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
             run = _Run(model, loop, graphs, train, test, plan)
             run.epochs()
         except torch.cuda.OutOfMemoryError as err:
-            raise _oom_error(err, config, "training") from err
+            raise oom_error(err, config, "training") from err
         return run.result(reason)
 
 
@@ -337,7 +294,7 @@ class _Run:
         try:
             self.test_accuracy = _accuracy(self.model, self.test, self.config.eval_batch_size, self.autocast)
         except torch.cuda.OutOfMemoryError as err:
-            raise _oom_error(err, self.config, "evaluation") from err
+            raise oom_error(err, self.config, "evaluation") from err
         self.final_test_seconds = time.perf_counter() - ticked
         self.eval_seconds += self.final_test_seconds
 
@@ -362,7 +319,7 @@ class _Run:
                 test_acc = _accuracy(self.model, self.sample, chunk, self.autocast)
                 self.last_test_epoch = epoch
         except torch.cuda.OutOfMemoryError as err:
-            raise _oom_error(err, self.config, "evaluation") from err
+            raise oom_error(err, self.config, "evaluation") from err
         self.eval_seconds += time.perf_counter() - ticked
         self.train_accuracy = train_acc
         return train_acc, test_acc
@@ -405,7 +362,7 @@ class _Run:
             diverged=self.stop_reason == "diverged", diverged_epoch=self.diverged_epoch,
             curves=self.curves, settings=settings,
             num_parameters=sum(p.numel() for p in self.loop.params),
-            device=str(device), device_name=_device_name(device), torch_version=torch.__version__,
+            device=str(device), device_name=device_name(device), torch_version=torch.__version__,
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
             fast_path=self.graphs is not None, fast_path_reason=reason,
             examples=self.examples.to_dict(),
