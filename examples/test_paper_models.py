@@ -21,11 +21,9 @@ MODELS = ["mlp1x512", "mlp3x512", "alexnet"]
 pytestmark = pytest.mark.rethink(
     checks=["true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
             "slowdown"],
-    # Digits are easy: true labels reach 99% train accuracy in about 10 epochs, so random
-    # labels (about 100 epochs for MLP 1x512, a 10.5x slowdown) take relatively longer than
-    # on CIFAR-10, where the paper's default limit of 10 comes from. 15 still fails a model
-    # that fits noise only by brute force.
-    max_slowdown=15,
+    # No max_slowdown here: the digits carry their own calibrated limit (20x, where CIFAR-10
+    # keeps the paper's 10x): true labels fit in a few epochs on them, so noise takes
+    # relatively longer (MLP 1x512: about 14x). See docs/checks.md, the calibration panel.
 )
 
 
