@@ -75,14 +75,17 @@ def _validated_bounds(data: Any, n_min: int | None, n_max: int | None, precision
 
 
 def _config_for(n: int, total: int, config: Any, budget: str) -> Any:
-    """``config`` for an n-example fit: with budget 'steps', the full set's steps and per-step lr decay."""
+    """``config`` for an n-example fit: with budget 'steps', the full set's optimizer steps.
+
+    The learning rate needs no rescaling: it decays every ``lr_decay_steps`` optimizer steps,
+    whatever the set's size, so equal steps give the full set's schedule exactly.
+    """
     if budget == "epochs" or n == total:
         return config
     per_epoch_full = math.ceil(total / config.batch_size)
     per_epoch = math.ceil(n / config.batch_size)
     factor = per_epoch_full / per_epoch
-    return dataclasses.replace(config, max_epochs=math.ceil(config.max_epochs * factor),
-                               lr_decay=config.lr_decay ** (1.0 / factor))
+    return dataclasses.replace(config, max_epochs=math.ceil(config.max_epochs * factor))
 
 
 def _fit_at(n: int, model_factory: Callable, data: Any, config: Any, seed: int) -> FitResult:
@@ -133,10 +136,10 @@ def capacity_search(model_factory: Callable, data: Any, *, config: Any = None, t
     (subsets are nested: a smaller one is a prefix of the same permutation) whose labels are
     redrawn uniformly (``CorruptionSpec('random_labels', seed, mode=label_mode)``) with
     ``config``'s budget. ``budget="steps"`` (default) gives every subset the optimizer steps and
-    the per-step learning-rate schedule of a full-set fit (max_epochs and lr_decay rescaled by
-    the ratio of steps per epoch), so that a smaller set is not also trained less: n* then
-    measures the model, not a shrinking step count. ``budget="epochs"`` uses ``config`` as
-    given (cheaper, but with the paper's per-epoch decay small sets get very few steps).
+    the learning-rate schedule of a full-set fit (max_epochs rescaled by the ratio of steps per
+    epoch; the rate decays per optimizer step, so it follows), so that a smaller set is not
+    also trained less: n* then measures the model, not a shrinking step count.
+    ``budget="epochs"`` uses ``config`` as given (cheaper, but small sets get very few steps).
     ``known_fits`` maps sizes to fits already made with exactly these
     settings (e.g. the random-labels check's run), which are reused rather than repeated;
     the search adds its new fits to it.

@@ -60,7 +60,7 @@ _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
 
 @dataclass
 class FitConfig:
-    """Settings of one fit; the defaults are the paper's (SGD 0.9, x0.95 per epoch, batch 128).
+    """Settings of one fit; the defaults are the paper's (SGD 0.9, x0.95 per 391 steps, batch 128).
 
     lr: None uses ``model.rethink_lr`` (set by ``models.build``), else 0.01; multiplied by
     ``lr_decay`` after every ``lr_decay_steps`` optimizer steps (staircase, 391 = one epoch of

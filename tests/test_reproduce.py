@@ -21,9 +21,9 @@ from rethink_checks.reproduce.cli import parse_options as parse_options_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The CPU-scaled reproduction: digits (whitened, 300 training images), Figure 1 on MLP 1x512,
-#: Table 1 on both MLPs. SGD momentum 0.9 as in the paper, but with ~10 steps per epoch instead
-#: of 390 the paper's x0.95 per epoch would freeze learning before random labels are fitted,
-#: so lr 0.1 decaying x0.98 per epoch (the command ignores the digits' own fit_defaults).
+#: Table 1 on both MLPs. SGD momentum 0.9 as in the paper, lr 0.1 decaying x0.98 per 391
+#: optimizer steps (about 40 epochs of these ~10-step epochs; the command ignores the digits'
+#: own fit_defaults).
 SCALED = ["--data", "digits", "--models", "mlp3x512,mlp1x512", "--figure-model", "mlp1x512",
           "--train-size", "300", "--max-epochs", "100", "--batch-size", "32", "--lr", "0.1",
           "--lr-decay", "0.98", "--quiet"]

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=_number(float, 0.0, strict=True), default=None,
                     help="override the paper's per-model learning rate")
     ap.add_argument("--lr-decay", type=_number(float, 0.0, strict=True), default=0.95,
-                    help="learning-rate factor per epoch (default 0.95)")
+                    help="learning-rate factor per 391 optimizer steps, the paper's CIFAR-10 epoch (default 0.95)")
     ap.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default="auto",
                     help="paper = 28x28 centre crop + per-image whitening; auto = paper for "
                          "3x32x32 images (default)")

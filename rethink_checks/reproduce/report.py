@@ -179,7 +179,7 @@ def setup_departures(options: ReproduceOptions, data_label: str) -> list[str]:
         notes.append(f"Batch size {options.batch_size} (reproductions of the paper use 128).")
     if options.lr is not None or options.lr_decay != 0.95:
         notes.append(f"Learning-rate schedule changed: lr {options.lr or 'per model'}, "
-                     f"x{options.lr_decay:g} per epoch (paper: 0.1 / 0.01, x0.95).")
+                     f"x{options.lr_decay:g} per 391 steps (paper: 0.1 / 0.01, x0.95 per epoch of 391 steps).")
     notes.append("Stopping rule: 100% training accuracy or the epoch cap, for Table 1 too; the "
                  "paper does not say when its Table 1 numbers were taken.")
     notes.append("Not stated by the paper, chosen here: weight decay "
@@ -262,7 +262,7 @@ def _settings_section(options: ReproduceOptions, common: dict[str, Any], data_la
             f"test images, input {tuple(dataset.input_shape)}, {dataset.num_classes} classes",
             f"- preprocessing: {pre}",
             f"- SGD momentum 0.9, batch {options.batch_size}, learning rate {lr}, "
-            f"x{options.lr_decay:g} per epoch",
+            f"x{options.lr_decay:g} per 391 steps",
             "- stopping rule (every run, Table 1 included): stop when full-training-set "
             f"accuracy (eval mode) reaches {options.target_accuracy:g}, or after "
             f"{options.max_epochs} epochs; accuracies are those at the stop",
