@@ -22,6 +22,7 @@ LEGEND = "\n".join([
     "               gain: test accuracy with regularizers minus without",
     "               err: test error at the lowest -> highest corruption p",
     "               n*: effective capacity; residual: Theorem 1 fit residual",
+    "               auc: memorization, fit epoch as a detector of corrupted labels",
     "               ERROR rows: the start of the error message (the JSON has all of it)",
     "  a+-b         several seeds (--rethink-seeds): mean over seeds +- 95% half-width",
     "  s            seconds the check took (fits reused from other checks cost nothing)",
