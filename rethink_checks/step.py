@@ -27,11 +27,9 @@ def lr_at(step: int, lr: float, decay: float, every: int) -> float:
     """The learning rate of optimizer step ``step`` (0-based): ``lr`` times ``decay`` once per
     ``every`` steps done (staircase), multiplied out one factor at a time exactly as the old
     per-epoch loop did (``lr *= decay``), so 391 steps an epoch reproduce it to the last bit.
+    The fit's own :class:`_Schedule` computes it, so this is the schedule the fit uses.
     """
-    value = lr
-    for _ in range(step // every):
-        value *= decay
-    return value
+    return _Schedule(lr, decay, every).at(step)
 
 
 class _Schedule:
