@@ -116,15 +116,26 @@ _model_specs.explains = True  # type: ignore[attr-defined]
 def _fit_field(name: str) -> Callable[[Any], Any]:
     """A parser that validates through ``FitConfig`` itself, so the command line and ini refuse a
     value with the library's own message ("FitConfig.<name>=... is invalid; allowed: ...")."""
+    return _settings_field(name, lambda settings: getattr(settings.fit, name), f"FitConfig.{name}")
+
+
+def _check_field(name: str) -> Callable[[Any], Any]:
+    """:func:`_fit_field` for a ``CheckSettings`` field (its message: "CheckSettings.<name>=...")."""
+    return _settings_field(name, lambda settings: getattr(settings, name), f"CheckSettings.{name}")
+
+
+def _settings_field(name: str, read: Callable[[Any], Any], where: str) -> Callable[[Any], Any]:
     def parse(text: Any) -> Any:
         from rethink_checks.errors import SettingsError
         from rethink_checks.settings import CheckSettings
 
+        if isinstance(text, list):  # an ini "args" value: its words, each maybe comma-separated
+            text = ",".join(map(str, text))
         try:
-            return getattr(CheckSettings.from_mapping({name: text}).fit, name)
+            return read(CheckSettings.from_mapping({name: text}))
         except SettingsError as exc:
             raise ValueError(str(exc)) from None
-    parse.allowed = f"see FitConfig.{name}"  # type: ignore[attr-defined]
+    parse.allowed = f"see {where}"  # type: ignore[attr-defined]
     parse.explains = True  # type: ignore[attr-defined]
     return parse
 
@@ -203,6 +214,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_slowdown", _float(0.0, low_open=True),
            "slowdown: largest allowed epochs-to-fit ratio against true labels (default 10)",
            key="max_slowdown", metavar="RATIO"),
+    Option("slowdown_randomizations", _check_field("slowdown_randomizations"),
+           "slowdown: randomizations timed against true labels, comma-separated, or 'all' (the "
+           "paper's Figure 1b four; default random_labels)", key="slowdown_randomizations",
+           metavar="NAME,NAME", ini_type="args"),
     Option("max_regularizer_gain", _float(-1.0, 1.0),
            "regularizers: largest allowed test-accuracy cost of removing them (default 0.10)",
            key="max_regularizer_gain", metavar="ACC"),

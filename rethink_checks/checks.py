@@ -20,7 +20,7 @@ from .results import CheckResult, FitResult, key_metric, table_summary
 from .fits import (DEADLINE, epochs_to, fit_message, get_run, num_classes, prepared, run_metrics,
                    run_record, seconds_left)
 from .run_cache import RunCache
-from .settings import CAPACITY_BUDGETS, LABEL_MODES, REGULARIZERS, CheckSettings
+from .settings import CAPACITY_BUDGETS, LABEL_MODES, RANDOMIZATIONS, REGULARIZERS, CheckSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
@@ -30,7 +30,7 @@ __all__ = [
     "RANDOMIZATION_CHECKS", "REGULARIZERS", "LABEL_MODES", "CAPACITY_BUDGETS",
 ]
 
-RANDOMIZATION_CHECKS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+RANDOMIZATION_CHECKS = RANDOMIZATIONS
 
 
 def _regularizers_in(run: FitResult, model_factory: Callable, config: Any) -> str:
@@ -196,7 +196,7 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
     problems, ratios, rows = [], [], []
     if base is None or true_run.train_accuracy < settings.fit_threshold:
         problems.append(fit_message("true labels not fitted", true_run, settings.fit_threshold))
-    for name in RANDOMIZATION_CHECKS:
+    for name in settings.slowdown_randomizations:
         try:
             run, key = get_run(name, 1.0, model_factory, data, settings, cache)
         except NotApplicable as exc:  # e.g. a permutation of one feature: left out, with the reason

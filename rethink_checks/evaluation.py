@@ -3,12 +3,13 @@
 The stop rule needs eval-mode accuracy on the whole training set; curves need test accuracy.
 :func:`_evaluate_now` decides at which epochs the training set is measured (near the target,
 at least every ``eval_every`` epochs, at the budget's end; docs/checks.md "Evaluation
-schedule"), :func:`_test_sample` which test examples the curve measures. Used by
-:mod:`rethink_checks.training`; imports only the step's placed data and model call.
+schedule"), :func:`_test_sample` which test examples the curve measures and :func:`_test_due`
+when. Used by :mod:`rethink_checks.training`; imports only the step's placed data and model call.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
@@ -53,16 +54,44 @@ def _evaluate_now(config: FitConfig, epoch: int, last_eval: int, running: float,
             or (last_accuracy is not None and last_accuracy >= near))
 
 
-def _test_sample(test: _Placed | None, config: FitConfig, n_train: int) -> _Placed | None:
-    """The test examples measured during the fit: a seeded sample drawn once (sorted, so its
-    order is the split's), or the whole split when the sample would cover it."""
+#: training examples per sampled test example between two measurements of the test sample:
+#: a forward costs about a third of a training step per example, so the sample takes about
+#: 1/12 of the training compute however small the training set (docs/checks.md)
+TEST_SPACING = 4
+
+
+#: on CPU, models with fewer parameters evaluate in chunks of 128 (activations stay in cache),
+#: larger ones in chunks of 1024 (weights read once per chunk); measured in docs/benchmarks.md
+CPU_SMALL_MODEL = 1_000_000
+
+
+def _auto_eval_batch(config: FitConfig, device: torch.device, num_parameters: int) -> FitConfig:
+    """``eval_batch_size`` "auto" resolved: 1024 on GPU; on CPU 128 for models under
+    ``CPU_SMALL_MODEL`` parameters and 1024 above (2 cores: 3x and 1.2x faster than the other)."""
+    if config.eval_batch_size is not None:
+        return config
+    small = device.type != "cuda" and num_parameters < CPU_SMALL_MODEL
+    return dataclasses.replace(config, eval_batch_size=128 if small else 1024)
+
+
+def _test_due(config: FitConfig, epoch: int, last_test: int, trained: int, sample_size: int) -> bool:
+    """Whether the test sample is measured at an epoch where the fit goes on: ``eval_every``
+    epochs since its last measurement and ``TEST_SPACING`` x its size in training examples."""
+    return epoch - last_test >= config.eval_every and trained >= TEST_SPACING * sample_size
+
+
+def _test_sample(test: _Placed | None, config: FitConfig,
+                 n_train: int) -> tuple[_Placed | None, torch.Tensor | None]:
+    """The test examples measured during the fit and their rows in the split: a seeded sample
+    drawn once (sorted, so its order is the split's), or the whole split (rows None) when the
+    sample would cover it."""
     if test is None:
-        return None
+        return None, None
     size = config.test_sample if config.test_sample is not None else max(1000, n_train)
     if size >= len(test):
-        return test
+        return test, None
     generator = torch.Generator().manual_seed(config.seed + 2_000_003)
     index = torch.randperm(len(test), generator=generator)[:size].sort().values.to(test.y.device)
     sample = copy.copy(test)
     sample.x, sample.y = test.x.index_select(0, index), test.y.index_select(0, index)
-    return sample
+    return sample, index

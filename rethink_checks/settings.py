@@ -38,6 +38,8 @@ __all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOV
 
 REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")  # CheckSettings.ablated_regularizers
 REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment")     # FitConfig.remove ("all": every one)
+#: the randomizations (each also a check); CheckSettings.slowdown_randomizations draws from them
+RANDOMIZATIONS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 LABEL_MODES = ("paper", "wrong_class")
 CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -53,7 +55,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 # fields of CheckSettings that only judge results; they never change a fit, so not in key()
 _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_regularizer_gain",
                    "min_capacity", "capacity_precision", "capacity_budget", "seeds", "expect",
-                   "min_memorization_auc")
+                   "min_memorization_auc", "slowdown_randomizations")
 # FitConfig fields a user mapping may not set: the checks own them
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
 
@@ -82,6 +84,9 @@ class FitConfig:
     ``test_sample``: test examples measured during the fit (a seeded sample drawn once; None
     or "auto": max(1000, training-set size); at least the split: all of it); the reported
     ``FitResult.test_accuracy`` is always the whole test split, measured once at the end.
+    ``eval_batch_size``: examples per evaluation forward (None or "auto": 1024 on GPU; on CPU
+    128 for models under a million parameters, whose activations then stay in cache, and 1024
+    for larger ones; ``evaluation._auto_eval_batch``).
     ``compile`` (GPU only, opt-in): run the full-batch training forward through
     ``torch.compile`` (Inductor, no CUDA graphs of its own) before capture, for fewer, fused
     kernels per step at the price of compile time on first use; a failure to compile falls
@@ -108,7 +113,7 @@ class FitConfig:
     device: str = "auto"
     precision: str = "auto"
     fast: bool = True
-    eval_batch_size: int = 1024
+    eval_batch_size: int | None = None
     progress: Callable[[dict], None] | None = field(default=None, compare=False)
     compile: bool = False
 
@@ -126,12 +131,12 @@ class FitConfig:
 def _validate_fit(c: FitConfig) -> None:
     """Reject settings that cannot work, naming the field, the value and what is allowed."""
     own = "FitConfig"
-    for name in ("batch_size", "eval_every", "max_epochs", "eval_batch_size", "lr_decay_steps"):
+    for name in ("batch_size", "eval_every", "max_epochs", "lr_decay_steps"):
         setattr(c, name, v.integer(own, name, getattr(c, name), minimum=1))
+    c.eval_batch_size = _auto_int("eval_batch_size", c.eval_batch_size)
     if c.max_steps is not None:
         c.max_steps = v.integer(own, "max_steps", c.max_steps, minimum=1)
-    if c.test_sample is not None:
-        c.test_sample = _test_sample(c.test_sample)
+    c.test_sample = _auto_int("test_sample", c.test_sample, " (at least the test split: all of it)")
     v.fraction(own, "eval_margin", c.eval_margin)
     if c.lr is not None:
         v.number(own, "lr", c.lr, 0.0, low_open=True, finite=True)
@@ -156,15 +161,14 @@ def _validate_fit(c: FitConfig) -> None:
                         "None or a CorruptionSpec (an object with .apply(dataset))")
 
 
-def _test_sample(value: Any) -> int | None:
-    """``FitConfig.test_sample``: "auto" is None (the default rule); else an integer >= 1."""
-    if isinstance(value, str) and value.strip().lower() in ("auto", "none", ""):
+def _auto_int(name: str, value: Any, note: str = "") -> int | None:
+    """A FitConfig field where None or "auto" picks the default rule; else an integer >= 1."""
+    if value is None or isinstance(value, str) and value.strip().lower() in ("auto", "none", ""):
         return None
-    allowed = "'auto' (None) or an integer >= 1 (at least the test split: all of it)"
     try:
-        return v.integer("FitConfig", "test_sample", value, minimum=1)
+        return v.integer("FitConfig", name, value, minimum=1)
     except SettingsError:
-        raise v.invalid("FitConfig", "test_sample", value, allowed) from None
+        raise v.invalid("FitConfig", name, value, f"'auto' (None) or an integer >= 1{note}") from None
 
 
 def _removals(value: Any) -> tuple[str, ...]:
@@ -207,6 +211,9 @@ class CheckSettings:
     partial_levels: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     error_tolerance: float = 0.02
     max_slowdown: float = 10.0
+    # slowdown: the randomizations timed against true labels ("all": the paper's Figure 1b four);
+    # random labels alone by default: the paper's noise inputs fit sooner (docs/checks.md)
+    slowdown_randomizations: tuple[str, ...] = ("random_labels",)
     max_regularizer_gain: float = 0.10
     ablated_regularizers: tuple[str, ...] = REGULARIZERS
     ablation_weight_decay: float = 5e-4
@@ -241,6 +248,7 @@ class CheckSettings:
         self.partial_levels = tuple(sorted(levels))
         v.number(own, "error_tolerance", self.error_tolerance, 0.0)
         v.number(own, "max_slowdown", self.max_slowdown, 0.0, low_open=True)
+        self.slowdown_randomizations = _randomizations(self.slowdown_randomizations)
         v.number(own, "max_regularizer_gain", self.max_regularizer_gain)
         self.ablated_regularizers = v.as_tuple(
             own, "ablated_regularizers", self.ablated_regularizers, _regularizer,
@@ -376,6 +384,21 @@ def _level(x: Any) -> float:
     if math.isnan(level) or not 0.0 <= level <= 1.0:
         raise SettingsError(f"{x!r} is not in [0, 1]")
     return level
+
+
+def _randomizations(value: Any) -> tuple[str, ...]:
+    """``CheckSettings.slowdown_randomizations`` canonical: RANDOMIZATIONS order, "all" expanded."""
+    allowed = f"a non-empty list drawn from {', '.join(RANDOMIZATIONS)}, or 'all'"
+
+    def item(name: Any) -> str:
+        if name != "all" and name not in RANDOMIZATIONS:
+            raise SettingsError(f"{name!r} is not one of them")
+        return name
+
+    names = set(v.as_tuple("CheckSettings", "slowdown_randomizations", value, item, allowed))
+    if not names:
+        raise v.invalid("CheckSettings", "slowdown_randomizations", value, allowed)
+    return RANDOMIZATIONS if "all" in names else tuple(r for r in RANDOMIZATIONS if r in names)
 
 
 def _regularizer(name: Any) -> str:

@@ -1,10 +1,11 @@
 """The one training loop: fit a model to a (possibly randomized) dataset and measure how it went.
 
-CPU: a plain eager float32 loop, bit-identical for the same seed. GPU: data resident on the
-device, channels_last for conv models, bf16 autocast over float32 master weights, and the whole
-training step (batch gather, forward, backward, SGD-momentum update, loss accumulation) captured
-in a CUDA graph, so an epoch is a loop of graph replays with no host synchronization until the
-evaluation at its end.
+Both devices: channels_last storage and model for 2-D conv models that accept it (on 2 CPU
+cores it makes evaluation 2-5x faster; docs/benchmarks.md "CPU budget"). CPU: a plain eager
+float32 loop, bit-identical for the same seed. GPU: data resident on the device, bf16 autocast
+over float32 master weights, and the whole training step (batch gather, forward, backward,
+SGD-momentum update, loss accumulation) captured in a CUDA graph, so an epoch is a loop of
+graph replays with no host synchronization until the evaluation at its end.
 
 Batches: the step count per epoch is ceil(N / batch_size) as in the paper's reproductions; the
 final partial batch gets its own (second) CUDA graph, so no example is dropped or padded.
@@ -36,7 +37,7 @@ from .errors import DataError, DeviceError, InputTypeError, ModelError
 from .example_record import ExampleRecord
 from .results import FitResult
 from .settings import FitConfig
-from .evaluation import _accuracy, _correct, _evaluate_now, _test_sample
+from .evaluation import _accuracy, _auto_eval_batch, _correct, _evaluate_now, _test_due, _test_sample
 from .step import _autocast, _Loop, _Placed, _probe, _Schedule, lr_at, sgd_momentum_update
 
 __all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "lr_at", "WARMUP_STEPS"]
@@ -51,7 +52,7 @@ class _Plan:
     precision: str         # "fp32" | "bf16" ("auto" resolved)
     lr: float              # the starting learning rate (config.lr, model.rethink_lr or 0.01)
     started: float         # perf_counter() when fit was called
-    conv: bool             # channels_last storage and model (GPU and 2-D convolutions)
+    conv: bool             # channels_last storage and model (2-D convolutions that accept it)
     dataset_name: str
 
     def autocast(self):
@@ -86,7 +87,7 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
                      precision=config.precision if config.precision != "auto"
                      else ("bf16" if device.type == "cuda" else "fp32"),
                      lr=lr, started=started,
-                     conv=device.type == "cuda" and data.train_x.dim() == 4 and _is_conv2d(model),
+                     conv=data.train_x.dim() == 4 and _is_conv2d(model),
                      dataset_name=getattr(data, "name", ""))
         result = _train(model, data, plan)
     result.removed = removed
@@ -176,6 +177,22 @@ def _is_conv2d(model: nn.Module) -> bool:
     return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
 
 
+def _accepts_channels_last(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether the (channels_last) model runs on a channels_last batch: a ``.view`` after a
+    convolution does not, and such a model trains contiguous instead (one eval-mode forward, no
+    state or RNG touched)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x.to(torch.float32).contiguous(memory_format=torch.channels_last))
+        return True
+    except Exception:  # any failure here: contiguous; _probe reports a model broken either way
+        return False
+    finally:
+        model.train(was_training)
+
+
 # ----------------------------------------------------------------------------- the loop
 
 def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
@@ -190,6 +207,9 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
             model.to(device)
             if plan.conv:
                 model.to(memory_format=torch.channels_last)
+                if not _accepts_channels_last(model, data.train_x[:2].to(device)):
+                    model.to(memory_format=torch.contiguous_format)
+                    plan = dataclasses.replace(plan, conv=False)
             train = _Placed(data.train_x, data.train_y, device, nhwc=plan.conv)
             test = _Placed(data.test_x, data.test_y, device, nhwc=plan.conv) if len(data.test_y) else None
             model.train()
@@ -213,10 +233,12 @@ class _Run:
 
     def __init__(self, model: nn.Module, loop: _Loop, graphs: Any, train: _Placed,
                  test: _Placed | None, plan: _Plan):
-        self.plan, self.config, self.autocast = plan, plan.config, plan.autocast
+        self.plan, self.autocast = plan, plan.autocast
+        self.config = _auto_eval_batch(plan.config, plan.device,  # "auto": a chunk for this model
+                                       sum(p.numel() for p in loop.params))
         self.model, self.loop, self.graphs = model, loop, graphs
         self.train, self.test = train, test
-        self.sample = _test_sample(test, plan.config, len(train))
+        self.sample, self.sample_rows = _test_sample(test, plan.config, len(train))
         self.schedule = _Schedule(plan.lr, plan.config.lr_decay, plan.config.lr_decay_steps)
         self.shuffle = torch.Generator().manual_seed(plan.config.seed)
         self.crops = torch.Generator().manual_seed(plan.config.seed + 1_000_003)
@@ -226,7 +248,8 @@ class _Run:
         self.stop_reason, self.fitted_epoch, self.diverged_epoch = "max_epochs", None, None
         self.train_accuracy, self.test_accuracy = 0.0, None
         self.train_seconds = self.eval_seconds = self.final_test_seconds = 0.0
-        self.last_test_epoch = 0  # the test sample is measured at most every eval_every epochs
+        self.last_test_epoch, self.last_test_step = 0, 0  # when the test sample was last measured
+        self.test_measured = False  # the whole split measured where the fit ended (_evaluate)
         self.steps_done, self.fitted_steps = 0, None
         self.examples = ExampleRecord(len(train))  # per-example fit epochs and forgetting events
 
@@ -282,13 +305,9 @@ class _Run:
         self._final_test()
 
     def _final_test(self) -> None:
-        """The reported test accuracy: the whole test split, measured once for the model as it ended
-        (the last curve value when the sample is the whole split and that epoch was measured)."""
-        if self.test is None:
-            return
-        if self.sample is self.test and self.curves["test_accuracy"] \
-                and self.curves["test_accuracy"][-1] is not None:
-            self.test_accuracy = self.curves["test_accuracy"][-1]
+        """The reported test accuracy: the whole test split, measured once for the model as it
+        ended (already done by :meth:`_evaluate` when the fit's last epoch was measured)."""
+        if self.test is None or self.test_measured:
             return
         ticked = time.perf_counter()
         try:
@@ -304,9 +323,9 @@ class _Run:
         return augmented.permute(0, 2, 3, 1) if self.train.nhwc else augmented
 
     def _evaluate(self, epoch: int, final: bool) -> tuple[float, float | None]:
-        """Eval-mode accuracy on the whole training set (feeding the per-example record) and, at
-        most every ``eval_every`` epochs and when the fit ends here, on the test sample: near the
-        target the training set is measured every epoch, and the curve needs no more than that."""
+        """Eval-mode accuracy on the whole training set (feeding the per-example record) and on
+        the test sample when it is due (:func:`_test_due`). Where the fit ends (``final`` or the
+        target met) the whole test split is measured once and the sample's value read from it."""
         cfg, chunk = self.config, self.config.eval_batch_size
         ticked = time.perf_counter()
         try:
@@ -314,15 +333,30 @@ class _Run:
             self.examples.update(correct, epoch)
             train_acc = correct.sum().item() / len(self.train)
             test_acc = None
-            if self.sample and (final or train_acc >= cfg.target_accuracy
-                                or epoch - self.last_test_epoch >= cfg.eval_every):
+            if self.sample and (final or train_acc >= cfg.target_accuracy):
+                test_acc = self._measure_whole_test()
+            elif self.sample and _test_due(cfg, epoch, self.last_test_epoch,
+                                           (self.steps_done - self.last_test_step) * cfg.batch_size,
+                                           len(self.sample)):
                 test_acc = _accuracy(self.model, self.sample, chunk, self.autocast)
-                self.last_test_epoch = epoch
+            if test_acc is not None:
+                self.last_test_epoch, self.last_test_step = epoch, self.steps_done
         except torch.cuda.OutOfMemoryError as err:
             raise oom_error(err, self.config, "evaluation") from err
         self.eval_seconds += time.perf_counter() - ticked
         self.train_accuracy = train_acc
         return train_acc, test_acc
+
+    def _measure_whole_test(self) -> float:
+        """The whole test split once (the reported accuracy); returns the sample's share of it."""
+        ticked = time.perf_counter()
+        correct = _correct(self.model, self.test, self.config.eval_batch_size, self.autocast)
+        self.test_accuracy = correct.sum().item() / len(self.test)
+        self.test_measured = True
+        self.final_test_seconds = time.perf_counter() - ticked
+        if self.sample_rows is None:
+            return self.test_accuracy
+        return correct.index_select(0, self.sample_rows).sum().item() / len(self.sample_rows)
 
     def _record(self, epoch, mean_loss, running, train_acc, test_acc, lr, elapsed) -> None:
         row = {"epoch": epoch, "step": self.steps_done,
@@ -344,6 +378,7 @@ class _Run:
         settings = self.config.to_dict()
         settings.update(test_sample=len(self.sample) if self.sample is not None else 0, lr=self.plan.lr, device=str(device), precision=self.plan.precision,
                         steps_per_epoch=steps_per_epoch, train_size=self.loop.n,
+                        channels_last=self.plan.conv,
                         dataset=self.plan.dataset_name)
         self.model.eval()
         for p in self.loop.params:

@@ -26,7 +26,7 @@ ALL_CHECKS = ["true_labels", "random_labels", "shuffled_pixels", "random_pixels"
 MEMORIZATION = ["random_labels", "shuffled_pixels", "random_pixels", "gaussian"]
 # lr 0.1, batch 20, no decay: a 512-unit MLP memorizes 200 random digit labels in ~40 epochs
 TINY = {"lr": 0.1, "batch_size": 20, "lr_decay": 1.0, "max_epochs": 60, "device": "cpu",
-        "partial_levels": [0.0, 0.5, 1.0]}
+        "partial_levels": [0.0, 0.5, 1.0], "slowdown_randomizations": "all"}
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +301,7 @@ def test_slowdown_ratio_uses_epochs_to_the_common_threshold(fake, digits):
     table, _ = fake
     table.update({"true_labels": fake_run(4), "random_labels": fake_run(12),
                   "default": fake_run(8)})
-    s = CheckSettings(memorize_threshold=1.0, max_slowdown=3.0)
+    s = CheckSettings(memorize_threshold=1.0, max_slowdown=3.0, slowdown_randomizations="all")
     res = run_check("slowdown", lambda: None, digits, s)
     assert res.metrics["slowdown.random_labels"] == 3.0
     assert res.metrics["slowdown.gaussian"] == 2.0 and res.passed
@@ -309,10 +309,24 @@ def test_slowdown_ratio_uses_epochs_to_the_common_threshold(fake, digits):
     assert not res.passed and "random_labels: 3.00x" in res.message
 
 
+def test_slowdown_times_random_labels_alone_by_default(fake, digits):
+    """The default leaves out the noise inputs (the paper fits them sooner): two fits, not five."""
+    table, calls = fake
+    table.update({"true_labels": fake_run(4), "random_labels": fake_run(12), "default": fake_run(6)})
+    res = run_check("slowdown", lambda: None, digits, CheckSettings())
+    assert sorted(c[0] for c in calls) == ["random_labels", "true_labels"]
+    assert [r["randomization"] for r in res.tables["slowdown"]] == ["random_labels"]
+    assert res.metrics["slowdown.max"] == 3.0 and "slowdown.gaussian" not in res.metrics
+    picked = CheckSettings(slowdown_randomizations=["gaussian", "random_labels"])
+    res = run_check("slowdown", lambda: None, digits, picked)
+    assert [r["randomization"] for r in res.tables["slowdown"]] == ["random_labels", "gaussian"]
+    assert res.metrics["slowdown.max"] == 3.0 and res.metrics["slowdown.gaussian"] == 1.5
+
+
 def test_slowdown_fails_when_a_randomization_does_not_fit(fake, digits):
     table, _ = fake
     table.update({"true_labels": fake_run(4), "gaussian": fake_run(None), "default": fake_run(6)})
-    res = run_check("slowdown", lambda: None, digits, CheckSettings())
+    res = run_check("slowdown", lambda: None, digits, CheckSettings(slowdown_randomizations="all"))
     assert not res.passed and "gaussian not memorized" in res.message
     assert res.metrics["slowdown.gaussian"] is None
     assert res.metrics["slowdown.max"] == pytest.approx(1.5)
@@ -415,7 +429,7 @@ def test_time_budget_is_shared_by_the_fits_of_one_check(digits, monkeypatch):
     monkeypatch.setattr(checks, "time", clock)
     monkeypatch.setattr(fits, "time", clock)
     monkeypatch.setattr(fits, "fit_once", fit)
-    s = CheckSettings(time_budget=10.0, memorize_threshold=1.0)
+    s = CheckSettings(time_budget=10.0, memorize_threshold=1.0, slowdown_randomizations="all")
     res = run_check("slowdown", factory_for(digits), digits, s, RunCache())
     assert budgets == [10.0, 6.0, 2.0, 1e-6, 1e-6]  # each fit gets what the earlier ones left
     assert res.metrics["time_budget"] == 10.0 and res.metrics["time_budget_exhausted"] is True

@@ -14,7 +14,8 @@ from rethink_checks.corruptions import CorruptionSpec
 from rethink_checks.data import DIGITS_FIT_DEFAULTS, as_dataset, from_tensors, load_digits
 from rethink_checks.models import build, mlp
 from rethink_checks.settings import FitConfig
-from rethink_checks.evaluation import _evaluate_now
+from rethink_checks.errors import SettingsError
+from rethink_checks.evaluation import TEST_SPACING, _evaluate_now, _test_due
 from rethink_checks.training import fit
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
@@ -98,7 +99,9 @@ def test_the_curve_uses_a_seeded_test_sample_and_the_result_the_whole_split() ->
     result = fit(_linear, data, lr=0.1, batch_size=10, max_epochs=4, test_sample=50, eval_every=1,
                  device="cpu")
     assert result.test_sample_size == 50 == result.settings["test_sample"]
-    assert all(round(a * 50) == pytest.approx(a * 50) for a in result.curves["test_accuracy"])
+    measured = [a for a in result.curves["test_accuracy"] if a is not None]
+    assert measured and result.curves["test_accuracy"][-1] is not None  # the last epoch always
+    assert all(round(a * 50) == pytest.approx(a * 50) for a in measured)
     with torch.no_grad():
         full = (result.model(data.test_x).argmax(1) == data.test_y).float().mean().item()
     assert result.test_accuracy == pytest.approx(full)
@@ -166,3 +169,88 @@ def test_evaluation_rule(epoch, last_eval, running, last_acc, budget_end, every,
         assert _evaluate_now(config, epoch, last_eval, running, last_acc, False)
     if every == 1:  # eval_every=1 is the old rule: every epoch
         assert _evaluate_now(config, epoch, epoch - 1, 0.0, None, False)
+
+
+@given(st.integers(1, 60), st.integers(0, 59), st.integers(0, 20_000), st.integers(1, 3000),
+       st.integers(1, 10))
+def test_test_sample_rule(epoch, last_test, trained, size, every) -> None:
+    """Due when eval_every epochs and TEST_SPACING x the sample's size in training examples passed."""
+    config = FitConfig(eval_every=every)
+    last_test = min(last_test, epoch - 1)
+    expected = epoch - last_test >= every and trained >= TEST_SPACING * size
+    assert _test_due(config, epoch, last_test, trained, size) == expected
+
+
+def test_test_sample_costs_a_bounded_share_and_the_end_reads_the_whole_split(monkeypatch) -> None:
+    """Between measurements of the sample, at least TEST_SPACING x its size in training examples;
+    where the fit ends the whole split is measured once and the sample's value read from it."""
+    from rethink_checks import training
+
+    measured = []
+    real = training._correct
+
+    def counting(model, split, chunk, autocast):
+        measured.append(len(split))
+        return real(model, split, chunk, autocast)
+
+    monkeypatch.setattr(training, "_correct", counting)
+    data = _separable(60, 500)
+    result = fit(_linear, data, lr=0.01, batch_size=10, max_epochs=12, test_sample=30, eval_every=1,
+                 eval_margin=1.0, device="cpu")
+    steps = result.curves["step"]
+    at = [i for i, a in enumerate(result.curves["test_accuracy"]) if a is not None]
+    assert at[-1] == len(steps) - 1  # the last epoch always
+    trained = [(steps[b] - (steps[a] if a is not None else 0)) * 10
+               for a, b in zip([None, *at[:-2]], at[:-1])]
+    assert trained and all(t >= TEST_SPACING * 30 for t in trained)
+    assert measured.count(500) == 1 and result.final_test_seconds > 0  # the whole split, once
+    with torch.no_grad():
+        full = (result.model(data.test_x).argmax(1) == data.test_y).float().mean().item()
+    assert result.test_accuracy == pytest.approx(full)
+
+
+def test_eval_batch_size_auto_is_resolved_per_device() -> None:
+    data = _separable(40, 20)
+    assert fit(_linear, data, max_epochs=1, device="cpu").settings["eval_batch_size"] == 128
+    assert fit(_linear, data, max_epochs=1, device="cpu", eval_batch_size="auto").settings["eval_batch_size"] == 128
+    assert fit(_linear, data, max_epochs=1, device="cpu", eval_batch_size=7).settings["eval_batch_size"] == 7
+    big = lambda: nn.Sequential(nn.Linear(6, 1000), nn.Linear(1000, 1000), nn.Linear(1000, 3))  # 1.01M
+    assert fit(big, data, max_epochs=1, device="cpu").settings["eval_batch_size"] == 1024
+    with pytest.raises(SettingsError, match=r"FitConfig.eval_batch_size=0 is invalid; allowed: 'auto'"):
+        FitConfig(eval_batch_size=0)
+
+
+class _ViewAfterConv(nn.Module):
+    """A user model flattening with ``.view``, which a channels_last activation refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.head(x.view(x.size(0), -1))
+
+
+def _images(n: int = 40):
+    gen = torch.Generator().manual_seed(0)
+    return from_tensors(torch.rand(n, 1, 8, 8, generator=gen), torch.randint(0, 10, (n,), generator=gen),
+                        torch.rand(20, 1, 8, 8, generator=gen), torch.randint(0, 10, (20,), generator=gen),
+                        num_classes=10)
+
+
+def test_conv_models_train_channels_last_on_cpu_and_a_view_model_falls_back() -> None:
+    data = _images()
+    conv = lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10))
+    result = fit(conv, data, max_epochs=2, batch_size=10, device="cpu")
+    assert result.settings["channels_last"] is True
+    assert next(result.model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    viewed = fit(_ViewAfterConv, data, max_epochs=2, batch_size=10, device="cpu")
+    assert viewed.settings["channels_last"] is False and viewed.epochs == 2
+    assert fit(_linear_images, data, max_epochs=1, device="cpu").settings["channels_last"] is False
+    again = fit(conv, data, max_epochs=2, batch_size=10, device="cpu")
+    assert again.curves["train_loss"] == result.curves["train_loss"]  # still bit-identical on CPU
+
+
+def _linear_images():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))

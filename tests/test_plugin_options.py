@@ -71,3 +71,13 @@ def test_settings_layers_keep_cli_over_ini_and_drop_plugin_only_options() -> Non
     assert ini == {"max_epochs": 9, "seed": 2, "time_budget": 5.0}
     assert cli == {"max_epochs": 3}
     assert opts.get("max_epochs") == 3 and opts.get("seed") == 2 and opts.get("data", "digits") == "digits"
+
+
+def test_slowdown_randomizations_parse_through_check_settings() -> None:
+    parse = OPTIONS_BY_NAME["slowdown_randomizations"].parse
+    assert parse("all") == ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+    assert parse(["gaussian,random_labels"]) == ("random_labels", "gaussian")  # ini args, any order
+    assert parse(["gaussian", "random_labels"]) == ("random_labels", "gaussian")
+    with pytest.raises(ValueError, match=r"CheckSettings.slowdown_randomizations=\['noise'\] is "
+                                         r"invalid; allowed: a non-empty list drawn from"):
+        parse("noise")

@@ -367,7 +367,7 @@ def test_out_of_memory_in_evaluation_names_the_eval_batch_size(small, monkeypatc
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
 
-    monkeypatch.setattr(training, "_accuracy", oom)
+    monkeypatch.setattr(training, "_correct", oom)
     with pytest.raises(DeviceError, match=r"evaluation with eval_batch_size=512; try a smaller "
                                           r"eval_batch_size \(e.g. 256\)"):
         fit(factory(small), small, eval_batch_size=512, max_epochs=1)
