@@ -215,8 +215,11 @@ def compare(scenario: Scenario, before: dict[str, Any] | None, after: dict[str, 
         else:
             out["ratio"] = round(before["seconds"] / after["seconds"], 2)
             out["ratio_kind"] = "lower bound (before capped)" if before["capped"] else "measured"
-        out["same_verdicts"] = (None if before["capped"] or after["capped"]
-                                else before["verdicts"] == after["verdicts"])
+        common = sorted(set(before["verdicts"]) & set(after["verdicts"]))
+        out["common_items"] = len(common)  # the after tree may have more (new examples)
+        out["same_verdicts"] = (None if before["capped"] or after["capped"] or not common
+                                else all(before["verdicts"][k] == after["verdicts"][k] for k in common)
+                                and len(common) == len(before["verdicts"]))
     targets: dict[str, Any] = {}
     if scenario.target_seconds is not None:
         targets[f"after <= {scenario.target_seconds:g} s"] = (not after["capped"]

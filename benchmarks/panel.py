@@ -9,9 +9,10 @@ Ordinary architectures (they must PASS every default check): the paper's MLP 1x5
 3x512 and small AlexNet, a BN + dropout CNN (two 3x3 convolutions with batch norm, dropout
 0.2, about 29k parameters on the digits), LeNet-5, a small ResNet (ResNet-8), torchvision's
 ResNet-18 and MobileNetV3-small, and the paper's small Inception where a GPU is present.
-Incapable controls (they must FAIL the memorization checks): a linear model and a 16-unit
-MLP. Note that a linear model is only incapable while the training set is larger than its
-input dimension (n > d): on a 500-image CIFAR-10 subset (d = 3072) it can memorize.
+Incapable controls (they must FAIL the memorization checks): a linear model, a 16-unit
+MLP and a linear model of 4 x 4 average-pooled pixels. Note that a linear model is only
+incapable while the training set is larger than its input dimension (n > d): on a 500-image
+CIFAR-10 subset (d = 3072) it can memorize, which the pooled one (d = 48) cannot.
 
 Every check runs through ``rethink_checks.checks.run_check`` with the data's own defaults
 (``Dataset.check_defaults`` and ``fit_defaults``, as the plugin layers them), then the panel's
@@ -23,7 +24,8 @@ and data, so ``slowdown`` costs nothing extra. Cost: (models x data x seeds x 5)
 Margins: for the fit checks, ``budget x`` = max_epochs / the worst seed's epochs to fit (how
 far the epoch budget could shrink); for slowdown, ``limit x`` = max_slowdown / the upper end of
 the 95% interval of the worst mean ratio. Writes benchmarks/results/panel.json (and a markdown
-table with ``--markdown``), with the machine it ran on.
+table with ``--markdown``), with the machine it ran on; the JSON is rewritten after every row
+(``"partial": true`` until the end), so a stopped run keeps what it measured.
 """
 from __future__ import annotations
 
@@ -127,6 +129,12 @@ def linear(shape: tuple[int, ...], k: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(int(torch.tensor(shape).prod()), k))
 
 
+def pooled_linear(shape: tuple[int, ...], k: int) -> nn.Module:
+    """Control: a linear classifier of the 4 x 4 average-pooled input (48 features on CIFAR-10),
+    incapable on any subset larger than a few hundred images, unlike the raw linear model."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(shape[0] * 16, k))
+
+
 #: name -> (builder, learning rate or None for the fit default, GPU only, control)
 ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], nn.Module], float | None, bool, bool]] = {
     "mlp_1x512": (lambda s, k: mlp(s, k, depth=1, width=512), 0.01, False, False),
@@ -140,6 +148,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], nn.Module], floa
     "small_inception": (lambda s, k: small_inception(s, k, batch_norm=True), 0.1, True, False),
     "control_linear": (linear, None, False, True),
     "control_mlp_1x16": (lambda s, k: mlp(s, k, depth=1, width=16), None, False, True),
+    "control_pooled_linear": (pooled_linear, None, False, True),
 }
 
 
@@ -222,7 +231,8 @@ def _margin(check: str, result: Any, settings: CheckSettings) -> dict[str, Any]:
     return {"value": "", "mean": None, "ci_high": None, "worst": None, "limit": None, "margin": None}
 
 
-def run_panel(args: argparse.Namespace) -> dict[str, Any]:
+def run_panel(args: argparse.Namespace,
+              on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
         "cpu" if args.device == "auto" else args.device)
     chosen = args.checks or ",".join(QUICK_CHECKS if args.quick else DEFAULT_CHECKS)
@@ -260,9 +270,16 @@ def run_panel(args: argparse.Namespace) -> dict[str, Any]:
                        "seconds": round(time.perf_counter() - t0, 2), "message": result.message}
                 rows.append(row)
                 print(_line(row), flush=True)
+                if on_row is not None:
+                    on_row(_report(device, seeds, checks, args, rows, start, partial=True))
+    return _report(device, seeds, checks, args, rows, start, partial=False)
+
+
+def _report(device: str, seeds: int, checks: list[str], args: argparse.Namespace,
+            rows: list[dict[str, Any]], start: float, partial: bool) -> dict[str, Any]:
     return {"machine": hardware(device), "seeds": seeds, "checks": checks, "quick": args.quick,
-            "settings_overrides": _overrides(args), "rows": rows, "summary": summarize(rows),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "settings_overrides": _overrides(args), "partial": partial, "rows": rows,
+            "summary": summarize(rows), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -317,7 +334,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run_panel(args)
+    report = run_panel(args, on_row=lambda partial: write_json(partial, Path(args.out), quiet=True))
     print(markdown(report))
     write_json(report, Path(args.out))
     if args.markdown:

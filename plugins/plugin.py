@@ -29,6 +29,18 @@ def _known_checks() -> list[str]:
     return list(CHECKS)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: one scope per rethink model (plugins/scheduling.py); else xdist's."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from rethink_checks.settings import CHECK_NAMES
+
+    from .scheduling import ModelGroupScheduling
+
+    return ModelGroupScheduling(config, log, checks=CHECK_NAMES)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)

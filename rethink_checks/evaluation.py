@@ -76,8 +76,10 @@ def _auto_eval_batch(config: FitConfig, device: torch.device, num_parameters: in
 
 def _test_due(config: FitConfig, epoch: int, last_test: int, trained: int, sample_size: int) -> bool:
     """Whether the test sample is measured at an epoch where the fit goes on: ``eval_every``
-    epochs since its last measurement and ``TEST_SPACING`` x its size in training examples."""
-    return epoch - last_test >= config.eval_every and trained >= TEST_SPACING * sample_size
+    epochs since its last measurement and ``TEST_SPACING`` x its size in training examples;
+    ``eval_every=1`` keeps the old rule, every epoch (the memorization check's curves need it)."""
+    return epoch - last_test >= config.eval_every and (
+        config.eval_every == 1 or trained >= TEST_SPACING * sample_size)
 
 
 def _test_sample(test: _Placed | None, config: FitConfig,

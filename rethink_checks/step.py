@@ -64,6 +64,27 @@ class _Placed:
         return len(self.y)
 
 
+def _is_conv2d(model: nn.Module) -> bool:
+    """Whether channels_last can help: the model has 2-D convolutions."""
+    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
+
+
+def _accepts_channels_last(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether the (channels_last) model runs on a channels_last batch: a ``.view`` after a
+    convolution does not, and such a model trains contiguous instead (one eval-mode forward, no
+    state or RNG touched)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x.to(torch.float32).contiguous(memory_format=torch.channels_last))
+        return True
+    except Exception:  # any failure here: contiguous; _probe reports a model broken either way
+        return False
+    finally:
+        model.train(was_training)
+
+
 def _autocast(device: torch.device, precision: str):
     """bf16 autocast over float32 master weights, or nothing for fp32."""
     if precision == "bf16":

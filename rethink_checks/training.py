@@ -38,7 +38,8 @@ from .example_record import ExampleRecord
 from .results import FitResult
 from .settings import FitConfig
 from .evaluation import _accuracy, _auto_eval_batch, _correct, _evaluate_now, _test_due, _test_sample
-from .step import _autocast, _Loop, _Placed, _probe, _Schedule, lr_at, sgd_momentum_update
+from .step import (_accepts_channels_last, _autocast, _is_conv2d, _Loop, _Placed, _probe, _Schedule,
+                   lr_at, sgd_momentum_update)
 
 __all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "lr_at", "WARMUP_STEPS"]
 
@@ -170,27 +171,6 @@ def _check_dataset(data: Any) -> None:
             raise DataError(f"{split} labels must lie in [0, {data.num_classes}) "
                             f"(num_classes={data.num_classes}); got [{int(labels.min())}, "
                             f"{int(labels.max())}]")
-
-
-def _is_conv2d(model: nn.Module) -> bool:
-    """Whether channels_last can help: the model has 2-D convolutions."""
-    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
-
-
-def _accepts_channels_last(model: nn.Module, x: torch.Tensor) -> bool:
-    """Whether the (channels_last) model runs on a channels_last batch: a ``.view`` after a
-    convolution does not, and such a model trains contiguous instead (one eval-mode forward, no
-    state or RNG touched)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x.to(torch.float32).contiguous(memory_format=torch.channels_last))
-        return True
-    except Exception:  # any failure here: contiguous; _probe reports a model broken either way
-        return False
-    finally:
-        model.train(was_training)
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -145,7 +145,8 @@ def test_checks_skip_what_has_no_meaning_and_regularizers_leave_augment_out():
     one = _toy("features").replace(train_x=_toy("features").train_x[:, :1],
                                    test_x=_toy("features").test_x[:, :1])
     settings = CheckSettings.from_mapping(dict(lr=0.05, lr_decay=1.0, batch_size=16, max_epochs=3,
-                                               device="cpu", memorize_threshold=0.1))
+                                               device="cpu", memorize_threshold=0.1,
+                                               slowdown_randomizations="all"))
     model = lambda: nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 2))  # noqa: E731
     with pytest.raises(NotApplicable, match="random_pixels is not applicable to features inputs"):
         run_check("random_pixels", model, one, settings)
@@ -169,7 +170,8 @@ from torch import nn
 from rethink_checks.data import from_tensors
 
 pytestmark = pytest.mark.rethink(checks=["true_labels", "random_labels", "shuffled_pixels",
-                                         "random_pixels", "gaussian", "slowdown"])
+                                         "random_pixels", "gaussian", "slowdown"],
+                                 slowdown_randomizations="all")
 
 @pytest.fixture
 def rethink_data():

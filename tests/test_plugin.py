@@ -378,6 +378,44 @@ def test_xdist_loadscope_keeps_each_models_items_on_one_worker(pytester: pytest.
         assert len({i["worker"] for i in items if i["model"] == model}) == 1
 
 
+def test_xdist_loadgroup_keeps_each_parametrized_model_on_one_worker(pytester: pytest.Pytester) -> None:
+    """--dist loadgroup: the plugin's scheduler makes each model (fixture parameter) one scope."""
+    pytest.importorskip("xdist")
+    lenient = dict(FAST, fit_threshold=0.1, memorize_threshold=0.1, max_slowdown=100.0)
+    pytester.makepyfile(test_p=module(lenient, body='''
+@pytest.fixture(params=[16, 32, 64])
+def rethink_model(request):
+    return lambda input_shape, num_classes: mlp(input_shape, num_classes, width=request.param)
+'''))
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "--dist", "loadgroup", "--rethink", "--rethink-json=x.json",
+        "--rethink-checks=true_labels,random_labels,slowdown")
+    result.assert_outcomes(passed=9)
+    items = json.loads((pytester.path / "x.json").read_text())["items"]
+    models = {i["model"] for i in items}
+    assert models == {"test_p[16]", "test_p[32]", "test_p[64]"}
+    for model in models:  # slowdown ran where its model's fits are cached
+        assert len({i["worker"] for i in items if i["model"] == model}) == 1, model
+    assert {i["worker"] for i in items} == {"gw0", "gw1"}  # and the models spread over both
+
+
+@pytest.mark.parametrize("nodeid, group", [
+    ("t.py::rethink[random_labels-mlp1x512]", "rethink:t.py[mlp1x512]"),
+    ("t.py::rethink[slowdown-mlp1x512]", "rethink:t.py[mlp1x512]"),
+    ("d/t.py::rethink[true_labels]", "rethink:d/t.py"),
+    ("t.py::rethink[slowdown-16-a-b]", "rethink:t.py[16-a-b]"),
+    ("t.py::test_plain[slowdown]", None),
+    ("t.py::rethink[bogus-16]", None),
+    ("t.py::rethink[true_labels]@rethink:t.py", None),  # a working xdist_group suffix: xdist's rule
+])
+def test_model_group_of_a_node_id(nodeid: str, group: str | None) -> None:
+    pytest.importorskip("xdist")
+    from rethink_checks.settings import CHECK_NAMES
+    from rethink_checks_pytest.scheduling import model_group
+
+    assert model_group(nodeid, CHECK_NAMES) == group
+
+
 # ---------------------------------------------------------------- bad input and faults
 
 def test_no_rethink_model_anywhere(pytester: pytest.Pytester) -> None:
@@ -484,7 +522,7 @@ def rethink_config():
 def test_time_budget_is_shared_by_the_fits_of_a_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=module(dict(FAST, max_epochs=50, fit_threshold=1.0)))
     result = pytester.runpytest("--rethink", "--rethink-checks=slowdown", "--rethink-json=o.json",
-                                "--rethink-time-budget=0.001")
+                                "--rethink-time-budget=0.001", "--rethink-slowdown-randomizations=all")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["rethink: time budget 0.001 s per check",
                                  "*true labels not fitted*(stopped: time_budget)*"
