@@ -1,5 +1,5 @@
-"""Smoke test of ``benchmarks/bench_cpu_step.py --quick``: the script runs and writes its JSON.
-
+"""Smoke tests of the CPU benchmarks (`bench_cpu_step.py --quick`, `bench_cpu_eval.py` on one
+small model): the scripts run and write their JSON.
 Only the cheap mode (MLP, one rep of two steps, no compile: a few seconds); the figures
 themselves are measured by hand (docs/benchmarks.md), never asserted here.
 """
@@ -26,3 +26,16 @@ def test_bench_cpu_step_quick_writes_json(tmp_path: Path) -> None:
     assert mlp["speedup"]["t2_vs_t1"] > 0
     assert len(report["load_avg_before"]) == 3 and isinstance(report["idle"], bool)
     assert report["machine"]  # rethink_checks.report.machine_info()
+
+
+def test_bench_cpu_eval_writes_both_layouts(tmp_path: Path) -> None:
+    out = tmp_path / "cpu_eval.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cpu_eval.py"), "--models", "bn_cnn",
+                           "--images", "256", "--reps", "1", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "x (cl faster)" in proc.stdout
+    result = json.loads(out.read_text())["results"]["bn_cnn"]
+    assert set(result) == {f"{layout}/{c}" for layout in ("nchw", "channels_last")
+                           for c in ("eval@128", "eval@256", "eval@1024", "step")}
+    assert all(v > 0 for v in result.values())
