@@ -1,7 +1,8 @@
 """Smoke tests of the CPU benchmarks (`bench_cpu_step.py --quick`, `bench_cpu_eval.py` on one
 small model): the scripts run and write their JSON.
-Only the cheap mode (MLP, one rep of two steps, no compile: a few seconds); the figures
-themselves are measured by hand (docs/benchmarks.md), never asserted here.
+
+Only cheap modes (a few seconds each); the figures themselves are measured by hand
+(docs/benchmarks.md), never asserted here.
 """
 from __future__ import annotations
 
