@@ -173,15 +173,23 @@ def _auto_int(name: str, value: Any, note: str = "") -> int | None:
 
 def _removals(value: Any) -> tuple[str, ...]:
     """``FitConfig.remove`` in its one canonical form: REMOVABLE order, no repeats ("all" expanded)."""
-    allowed = f"a list drawn from {', '.join(REMOVABLE)}, or 'all'"
+    return _drawn_from("FitConfig", "remove", value, REMOVABLE)
 
-    def item(name: Any) -> str:
-        if name != "all" and name not in REMOVABLE:
-            raise SettingsError(f"{name!r} is not one of them")
-        return name
 
-    names = set(v.as_tuple("FitConfig", "remove", value, item, allowed))
-    return REMOVABLE if "all" in names else tuple(r for r in REMOVABLE if r in names)
+def _drawn_from(owner: str, name: str, value: Any, names: tuple[str, ...],
+                non_empty: bool = False) -> tuple[str, ...]:
+    """A list of ``names`` (or "all": every one) in ``names``' order without repeats."""
+    allowed = f"a {'non-empty ' if non_empty else ''}list drawn from {', '.join(names)}, or 'all'"
+
+    def item(entry: Any) -> str:
+        if entry != "all" and entry not in names:
+            raise SettingsError(f"{entry!r} is not one of them")
+        return entry
+
+    picked = set(v.as_tuple(owner, name, value, item, allowed))
+    if non_empty and not picked:
+        raise v.invalid(owner, name, value, allowed)
+    return names if "all" in picked else tuple(n for n in names if n in picked)
 
 
 def _corruption_dict(spec: Any) -> Any:
@@ -388,17 +396,7 @@ def _level(x: Any) -> float:
 
 def _randomizations(value: Any) -> tuple[str, ...]:
     """``CheckSettings.slowdown_randomizations`` canonical: RANDOMIZATIONS order, "all" expanded."""
-    allowed = f"a non-empty list drawn from {', '.join(RANDOMIZATIONS)}, or 'all'"
-
-    def item(name: Any) -> str:
-        if name != "all" and name not in RANDOMIZATIONS:
-            raise SettingsError(f"{name!r} is not one of them")
-        return name
-
-    names = set(v.as_tuple("CheckSettings", "slowdown_randomizations", value, item, allowed))
-    if not names:
-        raise v.invalid("CheckSettings", "slowdown_randomizations", value, allowed)
-    return RANDOMIZATIONS if "all" in names else tuple(r for r in RANDOMIZATIONS if r in names)
+    return _drawn_from("CheckSettings", "slowdown_randomizations", value, RANDOMIZATIONS, non_empty=True)
 
 
 def _regularizer(name: Any) -> str:
