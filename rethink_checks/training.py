@@ -214,8 +214,8 @@ class _Run:
     def __init__(self, model: nn.Module, loop: _Loop, graphs: Any, train: _Placed,
                  test: _Placed | None, plan: _Plan):
         self.plan, self.autocast = plan, plan.autocast
-        self.config = _auto_eval_batch(plan.config, plan.device,  # "auto": a chunk for this model
-                                       sum(p.numel() for p in loop.params))
+        self.num_parameters = sum(p.numel() for p in loop.params)
+        self.config = _auto_eval_batch(plan.config, plan.device, self.num_parameters)  # "auto" chunk
         self.model, self.loop, self.graphs = model, loop, graphs
         self.train, self.test = train, test
         self.sample, self.sample_rows = _test_sample(test, plan.config, len(train))
@@ -229,7 +229,6 @@ class _Run:
         self.train_accuracy, self.test_accuracy = 0.0, None
         self.train_seconds = self.eval_seconds = self.final_test_seconds = 0.0
         self.last_test_epoch, self.last_test_step = 0, 0  # when the test sample was last measured
-        self.test_measured = False  # the whole split measured where the fit ended (_evaluate)
         self.steps_done, self.fitted_steps = 0, None
         self.examples = ExampleRecord(len(train))  # per-example fit epochs and forgetting events
 
@@ -287,15 +286,14 @@ class _Run:
     def _final_test(self) -> None:
         """The reported test accuracy: the whole test split, measured once for the model as it
         ended (already done by :meth:`_evaluate` when the fit's last epoch was measured)."""
-        if self.test is None or self.test_measured:
+        if self.test is None or self.test_accuracy is not None:
             return
         ticked = time.perf_counter()
         try:
-            self.test_accuracy = _accuracy(self.model, self.test, self.config.eval_batch_size, self.autocast)
+            self._measure_whole_test()
         except torch.cuda.OutOfMemoryError as err:
             raise oom_error(err, self.config, "evaluation") from err
-        self.final_test_seconds = time.perf_counter() - ticked
-        self.eval_seconds += self.final_test_seconds
+        self.eval_seconds += time.perf_counter() - ticked
 
     def _augmented_source(self) -> torch.Tensor:
         images = self.train.view(self.train.x)
@@ -332,7 +330,6 @@ class _Run:
         ticked = time.perf_counter()
         correct = _correct(self.model, self.test, self.config.eval_batch_size, self.autocast)
         self.test_accuracy = correct.sum().item() / len(self.test)
-        self.test_measured = True
         self.final_test_seconds = time.perf_counter() - ticked
         if self.sample_rows is None:
             return self.test_accuracy
@@ -376,7 +373,7 @@ class _Run:
             test_accuracy=self.test_accuracy, best_test_accuracy=best[0], best_test_epoch=best[1],
             diverged=self.stop_reason == "diverged", diverged_epoch=self.diverged_epoch,
             curves=self.curves, settings=settings,
-            num_parameters=sum(p.numel() for p in self.loop.params),
+            num_parameters=self.num_parameters,
             device=str(device), device_name=device_name(device), torch_version=torch.__version__,
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
             fast_path=self.graphs is not None, fast_path_reason=reason,

@@ -561,28 +561,6 @@ def test_a_plain_mlp_with_no_config_passes_on_the_default_data(pytester: pytest.
     assert len(items) == 2  # (entries() keys by the part after '::': both modules share them)
 
 
-def test_ctrl_c_keeps_what_finished_in_the_json(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_model=module(dict(FAST, fit_threshold=0.1), body='''
-calls = []
-
-def factory(input_shape, num_classes):
-    calls.append(1)
-    if len(calls) > 1:
-        raise KeyboardInterrupt
-    return mlp(input_shape, num_classes, width=8)
-
-@pytest.fixture
-def rethink_model():
-    return factory
-'''))
-    reprec = pytester.inline_run("--rethink", "--rethink-checks=true_labels,gaussian",
-                                 "--rethink-json=out.json", no_reraise_ctrlc=True)
-    assert reprec.ret == pytest.ExitCode.INTERRUPTED
-    doc = json.loads((pytester.path / "out.json").read_text())
-    assert [i["check"] for i in doc["items"]] == ["true_labels"]
-    assert doc["plugin"]["interrupted"] is True
-
-
 # ---------------------------------------------------------------- xdist helpers (no workers)
 
 def test_workers_apply_the_gpu_the_controller_chose() -> None:

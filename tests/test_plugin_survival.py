@@ -140,7 +140,7 @@ def test_sigterm_mid_run_leaves_the_finished_items_and_says_so(pytester: pytest.
     assert "rethink[true_labels]" in names
 
 
-def test_keyboard_interrupt_is_recorded_with_what_did_not_run(pytester: pytest.Pytester) -> None:
+def test_keyboard_interrupt_keeps_what_finished_and_records_what_did_not_run(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=module('''
 calls = []
 
@@ -162,6 +162,7 @@ def rethink_model():
     assert [i["check"] for i in doc["items"]] == ["true_labels"]
     assert doc["interrupted"]["by"] == "KeyboardInterrupt"
     assert doc["interrupted"]["not_run"] == ["test_model.py::rethink[gaussian]"]
+    assert doc["plugin"]["interrupted"] is True
     assert not (pytester.path / ".rethink").exists()  # no baseline from half a session
 
 
