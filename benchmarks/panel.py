@@ -26,10 +26,15 @@ far the epoch budget could shrink); for slowdown, ``limit x`` = max_slowdown / t
 the 95% interval of the worst mean ratio. Writes benchmarks/results/panel.json (and a markdown
 table with ``--markdown``), with the machine it ran on; the JSON is rewritten after every row
 (``"partial": true`` until the end), so a stopped run keeps what it measured.
+
+Runs split across processes (models side by side, one torch thread each) become one panel with
+``--merge RUN.json [RUN.json ...] --out panel.json``: a later run's rows replace an earlier
+run's rows of the same data and model, and the merged JSON lists every run's command.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -173,7 +178,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a CheckSettings / FitConfig override (repeatable), e.g. max_epochs=50")
     p.add_argument("--out", default=str(RESULTS / "panel.json"))
     p.add_argument("--markdown", default=None, help="also write the table as markdown to PATH")
-    return p.parse_args(argv)
+    p.add_argument("--merge", nargs="+", default=None, metavar="RUN.json",
+                   help="merge earlier runs into --out instead of running (later runs win per data and model)")
+    args = p.parse_args(argv)
+    args.command = "python benchmarks/panel.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -277,9 +286,26 @@ def run_panel(args: argparse.Namespace,
 
 def _report(device: str, seeds: int, checks: list[str], args: argparse.Namespace,
             rows: list[dict[str, Any]], start: float, partial: bool) -> dict[str, Any]:
-    return {"machine": hardware(device), "seeds": seeds, "checks": checks, "quick": args.quick,
+    return {"machine": hardware(device), "command": getattr(args, "command", None), "seeds": seeds,
+            "checks": checks, "quick": args.quick,
             "settings_overrides": _overrides(args), "partial": partial, "rows": rows,
             "summary": summarize(rows), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def merge(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One panel from several runs: a later run's rows replace earlier rows of the same (data, model)."""
+    owner = {(r["data"], r["model"]): i for i, run in enumerate(runs) for r in run["rows"]}
+    rows = [r for i, run in enumerate(runs) for r in run["rows"] if owner[(r["data"], r["model"])] == i]
+    listed = [{"file": name, "command": run.get("command"), "checks": run["checks"],
+               "settings_overrides": run["settings_overrides"], "seconds": run["seconds"],
+               "partial": run.get("partial", False),
+               "models": sorted({r["model"] for r in run["rows"] if owner[(r["data"], r["model"])] == i})}
+              for i, (name, run) in enumerate(zip(names, runs))]
+    return {"machine": runs[-1]["machine"], "seeds": runs[-1]["seeds"],
+            "checks": sorted({c for run in runs for c in run["checks"]}), "quick": any(run["quick"] for run in runs),
+            "settings_overrides": {}, "partial": any(run.get("partial") for run in runs),
+            "runs": listed, "rows": rows, "summary": summarize(rows),
+            "seconds": round(sum(run["seconds"] for run in runs), 1)}
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -316,8 +342,9 @@ def markdown(report: dict[str, Any]) -> str:
     """The panel as a markdown table, with the machine and the summary."""
     head = ("| data | model | params | check | verdict | seeds passed | value | mean | 95% high "
             "| limit | margin |")
+    runs = f" ({len(report['runs'])} runs merged; seconds summed)" if report.get("runs") else ""
     lines = [f"Machine: {report['machine'].get('label')} (torch {report['machine'].get('torch')}); "
-             f"{report['seeds']} seeds; {report['seconds']} s.", "", head,
+             f"{report['seeds']} seeds; {report['seconds']} s{runs}.", "", head,
              "|" + " --- |" * (head.count("|") - 1)]
     for r in report["rows"]:
         model = r["model"] + (" (control)" if r["control"] else "")
@@ -334,7 +361,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = run_panel(args, on_row=lambda partial: write_json(partial, Path(args.out), quiet=True))
+    if args.merge:
+        report = merge([json.loads(Path(f).read_text()) for f in args.merge], args.merge)
+    else:
+        report = run_panel(args, on_row=lambda partial: write_json(partial, Path(args.out), quiet=True))
     print(markdown(report))
     write_json(report, Path(args.out))
     if args.markdown:

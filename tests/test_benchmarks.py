@@ -1,5 +1,6 @@
 """Smoke tests of the CPU benchmarks (`bench_cpu_step.py --quick`, `bench_cpu_eval.py` on one
-small model): the scripts run and write their JSON.
+small model, the calibration panel's `--quick` run and `--merge`): the scripts run and write
+their JSON.
 
 Only cheap modes (a few seconds each); the figures themselves are measured by hand
 (docs/benchmarks.md), never asserted here.
@@ -40,3 +41,33 @@ def test_bench_cpu_eval_writes_both_layouts(tmp_path: Path) -> None:
     assert set(result) == {f"{layout}/{c}" for layout in ("nchw", "channels_last")
                            for c in ("eval@128", "eval@256", "eval@1024", "step")}
     assert all(v > 0 for v in result.values())
+
+
+def _panel(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "panel.py"), *args],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+
+def test_panel_quick_run_then_merge(tmp_path: Path) -> None:
+    first, second, merged = (tmp_path / f"{n}.json" for n in ("first", "second", "merged"))
+    proc = _panel(tmp_path, "--quick", "--data", "digits", "--models", "mlp_1x512,control_pooled_linear",
+                  "--out", str(first))
+    assert proc.returncode in (0, 1), proc.stderr  # 3 epochs: the verdicts mean nothing
+    run = json.loads(first.read_text())
+    assert not run["partial"] and run["seeds"] == 2 and run["command"].startswith("python benchmarks/panel.py")
+    assert {(r["model"], r["check"]) for r in run["rows"]} == {
+        (m, c) for m in ("mlp_1x512", "control_pooled_linear") for c in ("true_labels", "random_labels", "slowdown")}
+    assert [r["control"] for r in run["rows"]].count(True) == 3
+    # a later run replaces the (data, model) groups it holds and keeps the others
+    later = {**run, "rows": [{**r, "passed": True, "message": "later"} for r in run["rows"]
+                             if r["model"] == "mlp_1x512"], "partial": True}
+    second.write_text(json.dumps(later))
+    proc = _panel(tmp_path, "--merge", str(first), str(second), "--out", str(merged),
+                  "--markdown", str(tmp_path / "merged.md"))
+    assert proc.returncode == 0, proc.stderr  # ordinary rows now all pass, the control still fails
+    doc = json.loads(merged.read_text())
+    assert [r["message"] for r in doc["rows"] if r["model"] == "mlp_1x512"] == ["later"] * 3
+    assert [r["model"] for r in doc["rows"]].count("control_pooled_linear") == 3
+    assert [run["models"] for run in doc["runs"]] == [["control_pooled_linear"], ["mlp_1x512"]]
+    assert doc["partial"] and doc["summary"]["ordinary_all_passed"]
+    assert "2 runs merged" in (tmp_path / "merged.md").read_text()
