@@ -112,16 +112,38 @@ def module_checks(collector: pytest.Module, cli: tuple[str, ...] | None,
 
 # ---------------------------------------------------------------- factories
 
-def _accepts(fn: Callable[..., Any]) -> tuple[bool, bool, bool]:
-    """Whether ``fn`` takes ``input_shape``, ``num_classes`` and ``vocab_size`` keywords."""
+_KNOWN = ("input_shape", "num_classes", "vocab_size")
+
+
+def _factory_arguments(fn: Callable[..., Any], input_shape: tuple[int, ...], num_classes: int,
+                       vocab_size: int | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """What to call ``fn`` with: the keywords it names (input_shape, num_classes, vocab_size),
+    or (input_shape, num_classes) positionally for a factory of two required positional
+    parameters named otherwise, such as ``lambda shape, k: ...``."""
+    from rethink_checks.errors import ModelError
+
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return False, False, False
+        return (), {}
+    values = {"input_shape": tuple(input_shape), "num_classes": int(num_classes),
+              "vocab_size": None if vocab_size is None else int(vocab_size)}
     if any(p.kind is p.VAR_KEYWORD for p in params):
-        return True, True, True
-    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return "input_shape" in names, "num_classes" in names, "vocab_size" in names
+        return (), {k: v for k, v in values.items() if v is not None}
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    kwargs = {k: v for k, v in values.items() if k in named and v is not None}
+    unknown = [p for p in params if p.default is p.empty and p.name not in _KNOWN
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not unknown:
+        return (), kwargs
+    positional = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in unknown)
+    if not kwargs and len(unknown) == 2 and positional:
+        return (values["input_shape"], values["num_classes"]), {}
+    raise ModelError(
+        f"the rethink_model factory {getattr(fn, '__qualname__', fn)!r} requires "
+        f"{', '.join(p.name for p in unknown)}, which the plugin cannot supply: a factory takes no "
+        "arguments, keywords named input_shape / num_classes / vocab_size, or exactly two "
+        "positional parameters (input_shape, num_classes); give the others defaults")
 
 
 def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int,
@@ -138,23 +160,17 @@ def model_factory(obj: Any, input_shape: tuple[int, ...], num_classes: int,
             f"the rethink_model fixture returned {type(obj).__module__}.{type(obj).__qualname__}; "
             "expected a torch.nn.Module or a factory returning one (a factory may take "
             "input_shape and/or num_classes keyword arguments)")
-    wants_shape, wants_classes, wants_vocab = _accepts(obj)
-    kwargs: dict[str, Any] = {}
-    if wants_shape:
-        kwargs["input_shape"] = tuple(input_shape)
-    if wants_classes:
-        kwargs["num_classes"] = int(num_classes)
-    if wants_vocab and vocab_size is not None:  # token data: the embedding table's size
-        kwargs["vocab_size"] = int(vocab_size)
+    args, kwargs = _factory_arguments(obj, input_shape, num_classes, vocab_size)
+    given = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
 
     def factory() -> Any:
         try:
-            return obj(**kwargs)
+            return obj(*args, **kwargs)
         except Exception as exc:  # the user's code: say where, keep the cause chained
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             error = ModelError(f"the rethink_model factory raised {type(exc).__name__}: {exc} "
                                f"(at {frame.filename}:{frame.lineno}, given "
-                               f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items()) or 'no arguments'})")
+                               f"{', '.join(given) or 'no arguments'})")
             error.rethink_factory = True  # type: ignore[attr-defined] - see run_item
             raise error from exc
 

@@ -237,6 +237,10 @@ FORMS = {
     "classes_only": lambda: (lambda num_classes: mlp((1, 8, 8), num_classes, width=16)),
     "class": lambda: Net,
     "no_arguments": lambda: (lambda: mlp((1, 8, 8), 10, width=16)),
+    "positional": lambda: (lambda shape, k: mlp(shape, k, width=16)),
+    "positional_with_default": lambda: (lambda shape, k, width=16: mlp(shape, k, width=width)),
+    "three_unknown": lambda: (lambda shape, k, width: mlp(shape, k, width=width)),
+    "named_and_unknown": lambda: (lambda input_shape, k: mlp(input_shape, k, width=16)),
 }
 
 
@@ -244,8 +248,13 @@ FORMS = {
 def rethink_model(request):
     return FORMS[request.param]()
 '''))
-    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels")
-    result.assert_outcomes(passed=4)
+    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels", "-rE")
+    result.assert_outcomes(passed=6, errors=2)
+    # a factory whose parameters the plugin cannot fill is told what it may take, before any fit
+    result.stdout.fnmatch_lines([
+        "*named_and_unknown*requires k, which the plugin cannot supply*",
+        "*three_unknown*ModelError: the rethink_model factory*requires shape, k, width, which the "
+        "plugin cannot supply*exactly two positional parameters (input_shape, num_classes)*"])
 
 
 def test_rethink_data_fixture_and_config_check_selection(pytester: pytest.Pytester) -> None:
