@@ -54,6 +54,8 @@ def interval(values: Iterable[float]) -> Interval:
     if not xs:
         raise DataError("interval: no values given (need at least one number)")
     n = len(xs)
+    if n >= 2 and all(x == xs[0] for x in xs):  # no spread: exactly the value (no rounding noise)
+        return Interval(n, xs[0], 0.0, xs[0], xs[0])
     mean = math.fsum(xs) / n
     if n < 2:
         return Interval(n, mean, None, None, None)

@@ -51,6 +51,8 @@ def test_interval_is_mean_sample_std_and_student_t_half_width() -> None:
     assert (iv.ci_low, iv.ci_high) == pytest.approx((2 - iv.half_width, 2 + iv.half_width))
     one = interval([5.0])
     assert one.mean == 5.0 and one.std is None and one.ci_low is None and one.half_width is None
+    same = interval([0.99, 0.99, 0.99])  # a constant (a threshold, a train accuracy of 0.99)
+    assert same == (3, 0.99, 0.0, 0.99, 0.99)  # exactly, not 0.9900000000000002
 
 
 def test_t_quantile_table_and_large_df() -> None:
