@@ -28,8 +28,8 @@ table with ``--markdown``), with the machine it ran on; the JSON is rewritten af
 (``"partial": true`` until the end), so a stopped run keeps what it measured.
 
 Runs split across processes (models side by side, one torch thread each) become one panel with
-``--merge RUN.json [RUN.json ...] --out panel.json``: a later run's rows replace an earlier
-run's rows of the same data and model, and the merged JSON lists every run's command.
+``--merge RUN.json [RUN.json ...] --out panel.json``: a later run's row replaces an earlier
+run's row of the same data, model and check, and the merged JSON lists every run's command.
 """
 from __future__ import annotations
 
@@ -179,7 +179,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(RESULTS / "panel.json"))
     p.add_argument("--markdown", default=None, help="also write the table as markdown to PATH")
     p.add_argument("--merge", nargs="+", default=None, metavar="RUN.json",
-                   help="merge earlier runs into --out instead of running (later runs win per data and model)")
+                   help="merge earlier runs into --out instead of running (later runs win per data, model, check)")
     args = p.parse_args(argv)
     args.command = "python benchmarks/panel.py " + " ".join(sys.argv[1:] if argv is None else argv)
     return args
@@ -293,13 +293,16 @@ def _report(device: str, seeds: int, checks: list[str], args: argparse.Namespace
 
 
 def merge(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """One panel from several runs: a later run's rows replace earlier rows of the same (data, model)."""
-    owner = {(r["data"], r["model"]): i for i, run in enumerate(runs) for r in run["rows"]}
-    rows = [r for i, run in enumerate(runs) for r in run["rows"] if owner[(r["data"], r["model"])] == i]
+    """One panel from several runs: a later run's row replaces earlier rows of the same
+    (data, model, check); rows keep the order of the runs."""
+    def key(r: dict[str, Any]) -> tuple[str, str, str]:
+        return r["data"], r["model"], r["check"]
+    owner = {key(r): i for i, run in enumerate(runs) for r in run["rows"]}
+    rows = [r for i, run in enumerate(runs) for r in run["rows"] if owner[key(r)] == i]
     listed = [{"file": name, "command": run.get("command"), "checks": run["checks"],
                "settings_overrides": run["settings_overrides"], "seconds": run["seconds"],
                "partial": run.get("partial", False),
-               "models": sorted({r["model"] for r in run["rows"] if owner[(r["data"], r["model"])] == i})}
+               "models": sorted({r["model"] for r in run["rows"] if owner[key(r)] == i})}
               for i, (name, run) in enumerate(zip(names, runs))]
     return {"machine": runs[-1]["machine"], "seeds": runs[-1]["seeds"],
             "checks": sorted({c for run in runs for c in run["checks"]}), "quick": any(run["quick"] for run in runs),

@@ -58,15 +58,16 @@ def test_panel_quick_run_then_merge(tmp_path: Path) -> None:
     assert {(r["model"], r["check"]) for r in run["rows"]} == {
         (m, c) for m in ("mlp_1x512", "control_pooled_linear") for c in ("true_labels", "random_labels", "slowdown")}
     assert [r["control"] for r in run["rows"]].count(True) == 3
-    # a later run replaces the (data, model) groups it holds and keeps the others
+    # a later run replaces the (data, model, check) rows it holds and keeps the others
     later = {**run, "rows": [{**r, "passed": True, "message": "later"} for r in run["rows"]
-                             if r["model"] == "mlp_1x512"], "partial": True}
+                             if r["model"] == "mlp_1x512"] + [
+        {**r, "check": "regularizers", "passed": True, "message": "added"} for r in run["rows"][:1]], "partial": True}
     second.write_text(json.dumps(later))
     proc = _panel(tmp_path, "--merge", str(first), str(second), "--out", str(merged),
                   "--markdown", str(tmp_path / "merged.md"))
     assert proc.returncode == 0, proc.stderr  # ordinary rows now all pass, the control still fails
     doc = json.loads(merged.read_text())
-    assert [r["message"] for r in doc["rows"] if r["model"] == "mlp_1x512"] == ["later"] * 3
+    assert [r["message"] for r in doc["rows"] if r["model"] == "mlp_1x512"] == ["later"] * 3 + ["added"]
     assert [r["model"] for r in doc["rows"]].count("control_pooled_linear") == 3
     assert [run["models"] for run in doc["runs"]] == [["control_pooled_linear"], ["mlp_1x512"]]
     assert doc["partial"] and doc["summary"]["ordinary_all_passed"]
