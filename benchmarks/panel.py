@@ -22,8 +22,10 @@ a model and seed; add them with ``--checks``). Fits are shared through one run c
 and data, so ``slowdown`` costs nothing extra. Cost: (models x data x seeds x 5) fits.
 
 Margins: for the fit checks, ``budget x`` = max_epochs / the worst seed's epochs to fit (how
-far the epoch budget could shrink); for slowdown, ``limit x`` = max_slowdown / the upper end of
-the 95% interval of the worst mean ratio. Writes benchmarks/results/panel.json (and a markdown
+far the epoch budget could shrink); for partial_labels, max_epochs / the upper end of the 95%
+interval of the slowest level's epochs; for slowdown, ``limit x`` = max_slowdown / the upper end
+of the 95% interval of the worst mean ratio; for memorization, the worst seed's AUC /
+min_memorization_auc; for regularizers, max_regularizer_gain - the mean gain. Writes benchmarks/results/panel.json (and a markdown
 table with ``--markdown``), with the machine it ran on; the JSON is rewritten after every row
 (``"partial": true`` until the end), so a stopped run keeps what it measured.
 
@@ -232,6 +234,21 @@ def _margin(check: str, result: Any, settings: CheckSettings) -> dict[str, Any]:
                 "worst": max((r.get("slowdown.max") or 0) for r in result.tables.get("seeds", [m])),
                 "limit": settings.max_slowdown,
                 "margin": None if not high else settings.max_slowdown / high}
+    if check == "partial_labels":  # the slowest level's epochs against the budget
+        levels = [k for k in m if k.startswith("epochs_to_fit@") and k.count(".") <= 1
+                  and not k.endswith((".std", ".ci_low", ".ci_high", ".n"))]
+        highs = [m.get(k + ".ci_high", m[k]) for k in levels if m.get(k) is not None]
+        worst = max(highs) if highs and len(highs) == len(levels) else None
+        return {"value": "epochs_to_fit@slowest p", "mean": max((m[k] for k in levels if m.get(k) is not None),
+                                                                default=None),
+                "ci_high": worst, "worst": worst, "limit": settings.fit.max_epochs,
+                "margin": None if not worst else settings.fit.max_epochs / worst}
+    if check == "memorization":  # every seed's detector AUC over its floor
+        aucs = [r.get("auc") for r in result.tables.get("seeds", [])] or [m.get("auc")]
+        low = None if any(a is None for a in aucs) else min(aucs)
+        return {"value": "auc", "mean": m.get("auc"), "ci_high": m.get("auc.ci_high"), "worst": low,
+                "limit": settings.min_memorization_auc,
+                "margin": None if low is None else low / settings.min_memorization_auc}
     if check == "regularizers":
         gain = m.get("gain")
         return {"value": "gain", "mean": gain, "ci_high": m.get("gain.ci_high"), "worst": None,

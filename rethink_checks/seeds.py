@@ -101,7 +101,7 @@ def _half(metrics: dict[str, Any], name: str) -> float | None:
 
 
 def _seed_rows(name: str, results: Sequence[CheckResult], seeds: Sequence[int]) -> list[dict]:
-    keys = ("train_accuracy", "test_accuracy", "epochs_to_fit", "slowdown.max", "gain")
+    keys = ("train_accuracy", "test_accuracy", "epochs_to_fit", "slowdown.max", "gain", "auc", "n_star")
     return [{"seed": s, "passed": r.passed,
              **{k: r.metrics[k] for k in keys if k in r.metrics}, "message": r.message}
             for s, r in zip(seeds, results)]
@@ -142,7 +142,8 @@ def aggregate(name: str, results: Sequence[CheckResult], seeds: Sequence[int],
 
 def _means_text(metrics: dict[str, Any]) -> str:
     """``; epochs_to_fit mean 12.3 (95% CI 10.1..14.5)`` for the metrics a passing check shows."""
-    shown = [k for k in ("epochs_to_fit", "test_accuracy", "gain") if metrics.get(k) is not None]
+    shown = [k for k in ("auc", "n_star", "epochs_to_fit", "test_accuracy", "gain")
+             if metrics.get(k) is not None]
     shown += sorted(k for k in metrics if k.startswith("slowdown.") and k.count(".") == 1
                     and k != "slowdown.max" and metrics[k] is not None)
     return "".join(f"; {k} mean {metrics[k]:.4g} (95% CI {_ci(metrics, k, '.4g')})" for k in shown)
