@@ -1,6 +1,6 @@
 """Smoke tests of the CPU benchmarks (`bench_cpu_step.py --quick`, `bench_cpu_eval.py` on one
-small model, the calibration panel's `--quick` run and `--merge`): the scripts run and write
-their JSON.
+small model, the calibration panel's `--quick` run and `--merge`, `bench_seeds.py --quick`):
+the scripts run and write their JSON.
 
 Only cheap modes (a few seconds each); the figures themselves are measured by hand
 (docs/benchmarks.md), never asserted here.
@@ -72,3 +72,18 @@ def test_panel_quick_run_then_merge(tmp_path: Path) -> None:
     assert [run["models"] for run in doc["runs"]] == [["control_pooled_linear"], ["mlp_1x512"]]
     assert doc["partial"] and doc["summary"]["ordinary_all_passed"]
     assert "2 runs merged" in (tmp_path / "merged.md").read_text()
+
+
+def test_bench_seeds_quick_writes_cost_and_expectation(tmp_path: Path) -> None:
+    out = tmp_path / "seeds.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_seeds.py"), "--quick",
+                           "--repeats", "1", "--seeds", "1,2", "--models", "mlp_1x512", "--expect",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert [(r["seeds"], r["ratio_to_first"] > 0) for r in report["cost"]] == [(1, True), (2, True)]
+    assert report["cost"][0]["ratio_to_first"] == 1.0
+    expectation = {(r["width"], r["check"]): r for r in report["expectation"]}
+    assert set(expectation) == {(w, c) for w in (4, 512) for c in ("true_labels", "random_labels")}
+    assert expectation[(4, "random_labels")]["passed"]  # 3 epochs: nothing memorizes, as expected
+    assert "expected not memorized" in expectation[(4, "random_labels")]["message"]
