@@ -194,7 +194,8 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
     metrics: dict[str, Any] = {"threshold": t, "epochs_to_fit.true_labels": base,
                                "steps_to_fit.true_labels": base_steps}
     problems, ratios, rows = [], [], []
-    if base is None or true_run.train_accuracy < settings.fit_threshold:
+    metrics["fitted.true_labels"] = base is not None and true_run.train_accuracy >= settings.fit_threshold
+    if not metrics["fitted.true_labels"]:
         problems.append(fit_message("true labels not fitted", true_run, settings.fit_threshold))
     for name in settings.slowdown_randomizations:
         try:

@@ -182,7 +182,8 @@ def _slowdown_verdict(results: Sequence[CheckResult], seeds: Sequence[int],
     for s, r in zip(seeds, results):  # fits: every seed
         unfitted = [row["randomization"] for row in r.tables.get("slowdown", [])
                     if row.get("fitted") is False]
-        if unfitted or r.metrics.get("epochs_to_fit.true_labels") is None:
+        if unfitted or not r.metrics.get("fitted.true_labels", True) \
+                or r.metrics.get("epochs_to_fit.true_labels") is None:
             problems.append(f"seed {s}: {r.message}")
     worst, worst_name = None, None
     for rnd in names:

@@ -151,6 +151,21 @@ def test_slowdown_judges_the_mean_ratio() -> None:
     assert not bad.passed and "mean 10.33x slower" in bad.message and "95% CI" in bad.message
 
 
+def test_slowdown_fails_when_a_seed_misses_the_true_label_fit() -> None:
+    """True labels timed to 0.99 (epochs known) but never fitted to fit_threshold: the seed's own
+    check failed, so the seeds' verdict must too (a linear model on 500 CIFAR-10 images passed
+    with 1 of 3 seeds before the aggregate looked at fitted.true_labels)."""
+    def seed(fitted: bool) -> CheckResult:
+        return CheckResult("slowdown", fitted, "c", "m" if fitted else "true labels not fitted: ...",
+                           {"epochs_to_fit.true_labels": 400, "fitted.true_labels": fitted,
+                            "slowdown.random_labels": 1.2, "slowdown.max": 1.2},
+                           tables={"slowdown": [{"randomization": "random_labels", "fitted": True}]})
+    res = aggregate("slowdown", [seed(True), seed(False), seed(False)], [0, 1, 2],
+                    CheckSettings(seeds=3, max_slowdown=10.0))
+    assert not res.passed and res.metrics["seeds_passed"] == 1
+    assert res.message.startswith("1 of 3 seeds passed; seed 1: true labels not fitted")
+
+
 # ---------------------------------------------------------------- real fits
 
 def test_three_seeds_run_every_fit_three_times_and_reuse_the_cache(digits) -> None:
