@@ -61,7 +61,9 @@ def test_panel_quick_run_then_merge(tmp_path: Path) -> None:
     # a later run replaces the (data, model, check) rows it holds and keeps the others
     later = {**run, "rows": [{**r, "passed": True, "message": "later"} for r in run["rows"]
                              if r["model"] == "mlp_1x512"] + [
-        {**r, "check": "regularizers", "passed": True, "message": "added"} for r in run["rows"][:1]], "partial": True}
+        {**r, "check": "regularizers", "passed": True, "message": "added"} for r in run["rows"][:1]] + [
+        {**r, "data": "cifar", "model": "control_linear", "control": True, "passed": True}  # n < d there
+        for r in run["rows"][:2]], "partial": True}
     second.write_text(json.dumps(later))
     proc = _panel(tmp_path, "--merge", str(first), str(second), "--out", str(merged),
                   "--markdown", str(tmp_path / "merged.md"))
@@ -69,8 +71,12 @@ def test_panel_quick_run_then_merge(tmp_path: Path) -> None:
     doc = json.loads(merged.read_text())
     assert [r["message"] for r in doc["rows"] if r["model"] == "mlp_1x512"] == ["later"] * 3 + ["added"]
     assert [r["model"] for r in doc["rows"]].count("control_pooled_linear") == 3
-    assert [run["models"] for run in doc["runs"]] == [["control_pooled_linear"], ["mlp_1x512"]]
+    assert [run["models"] for run in doc["runs"]] == [["control_pooled_linear"], ["control_linear", "mlp_1x512"]]
     assert doc["partial"] and doc["summary"]["ordinary_all_passed"]
+    # roles come from the panel's table: a raw linear model on the CIFAR-10 subset is a reference
+    # row (it can memorize 500 images of d = 3,072), neither a control nor an ordinary model
+    assert {r["role"] for r in doc["rows"] if r["data"] == "cifar"} == {"reference"}
+    assert doc["summary"]["controls_all_failed_random_labels"]
     assert "2 runs merged" in (tmp_path / "merged.md").read_text()
 
 
