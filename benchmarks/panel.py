@@ -261,6 +261,15 @@ def _margin(check: str, result: Any, settings: CheckSettings) -> dict[str, Any]:
         return {"value": "auc", "mean": m.get("auc"), "ci_high": m.get("auc.ci_high"), "worst": low,
                 "limit": settings.min_memorization_auc,
                 "margin": None if low is None else low / settings.min_memorization_auc}
+    if check == "capacity":  # the worst seed's n* over the capacity asked for (default: every example)
+        stars = [r.get("n_star") for r in result.tables.get("seeds", [])] or [m.get("n_star")]
+        low = None if any(x is None for x in stars) else min(stars)
+        need = m.get("min_capacity") or m.get("n_train")
+        return {"value": "n_star", "mean": m.get("n_star"), "ci_high": m.get("n_star.ci_high"),
+                "worst": low, "limit": need, "margin": None if not (low and need) else low / need}
+    if check == "expressivity":
+        return {"value": "residual", "mean": m.get("residual"), "ci_high": m.get("residual.ci_high"),
+                "worst": None, "limit": None, "margin": None}
     if check == "regularizers":
         gain = m.get("gain")
         return {"value": "gain", "mean": gain, "ci_high": m.get("gain.ci_high"), "worst": None,
