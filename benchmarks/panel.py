@@ -29,9 +29,11 @@ Margins: for the fit checks, ``budget x`` = max_epochs / the worst seed's epochs
 far the epoch budget could shrink); for partial_labels, max_epochs / the upper end of the 95%
 interval of the slowest level's epochs; for slowdown, ``limit x`` = max_slowdown / the upper end
 of the 95% interval of the worst mean ratio; for memorization, the worst seed's AUC /
-min_memorization_auc; for regularizers, max_regularizer_gain - the mean gain. Writes benchmarks/results/panel.json (and a markdown
-table with ``--markdown``), with the machine it ran on; the JSON is rewritten after every row
-(``"partial": true`` until the end), so a stopped run keeps what it measured.
+min_memorization_auc; for regularizers, max_regularizer_gain - the mean gain; for capacity,
+the worst seed's n* / the capacity asked for (min_capacity, else every example). Writes
+benchmarks/results/panel.json (and a markdown table with ``--markdown``), with the machine it
+ran on; the JSON is rewritten after every row (``"partial": true`` until the end), so a
+stopped run keeps what it measured.
 
 Runs split across processes (models side by side, one torch thread each) become one panel with
 ``--merge RUN.json [RUN.json ...] --out panel.json``: a later run's row replaces an earlier
