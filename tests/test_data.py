@@ -17,8 +17,8 @@ from PIL import Image
 import rethink_checks.data as data_mod
 import rethink_checks.imagefolder as imagefolder_mod
 from rethink_checks.errors import InputTypeError
-from rethink_checks.data import (DIGITS_FIT_DEFAULTS, IMAGE_FIT_DEFAULTS, Dataset, DataError,
-                                 default_cache_dir, from_arrays, from_tensors, load, load_cifar10,
+from rethink_checks.data import (DIGITS_FIT_DEFAULTS, IMAGE_CHECK_DEFAULTS, IMAGE_FIT_DEFAULTS,
+                                 Dataset, DataError, default_cache_dir, from_arrays, from_tensors, load, load_cifar10,
                                  load_digits, load_image_folder, load_mnist, paper_preprocess)
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -552,6 +552,7 @@ def test_load_spec_folder_with_paper(tmp_path, monkeypatch):
     d = load(f"folder:{tmp_path / 'f'},paper")
     assert d.input_shape == (3, 28, 28) and d.name == "f+paper"
     assert d.fit_defaults == IMAGE_FIT_DEFAULTS == {"max_epochs": 600}  # real images: a subset's budget
+    assert d.check_defaults == IMAGE_CHECK_DEFAULTS == {"max_slowdown": 20.0}  # calibrated on the panel
     assert load("digits").fit_defaults == DIGITS_FIT_DEFAULTS
 
 
