@@ -64,6 +64,8 @@ DEFAULT_CHECKS = ("true_labels", "random_labels", "shuffled_pixels", "random_pix
                   "slowdown")
 FIT_CHECKS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 QUICK_CHECKS = ("true_labels", "random_labels", "slowdown")
+CHECK_ORDER = FIT_CHECKS + ("slowdown", "partial_labels", "regularizers", "capacity", "expressivity",
+                            "memorization")
 DATA = {"digits": ("digits", 400), "cifar": ("folder:{cifar}", 500)}
 
 
@@ -334,12 +336,16 @@ def _report(device: str, seeds: int, checks: list[str], args: argparse.Namespace
 
 def merge(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """One panel from several runs: a later run's row replaces earlier rows of the same
-    (data, model, check); rows keep the order of the runs."""
+    (data, model, check); rows are ordered by data, then as ARCHITECTURES and CHECK_ORDER."""
     def key(r: dict[str, Any]) -> tuple[str, str, str]:
         return r["data"], r["model"], r["check"]
     owner = {key(r): i for i, run in enumerate(runs) for r in run["rows"]}
     rows = [{**r, **_role(r["model"], r["data"])}  # roles as ARCHITECTURES says now
             for i, run in enumerate(runs) for r in run["rows"] if owner[key(r)] == i]
+    data_order = list(dict.fromkeys(r["data"] for r in rows))
+    models, checks = list(ARCHITECTURES), list(CHECK_ORDER)
+    rows.sort(key=lambda r: (data_order.index(r["data"]), models.index(r["model"]),
+                             checks.index(r["check"]) if r["check"] in checks else len(checks)))
     listed = [{"file": name, "command": run.get("command"), "checks": run["checks"],
                "settings_overrides": run["settings_overrides"], "seconds": run["seconds"],
                "partial": run.get("partial", False),
