@@ -152,16 +152,16 @@ def pooled_linear(shape: tuple[int, ...], k: int) -> nn.Module:
 
 #: name -> (builder, learning rate or None for the fit default, GPU only, the data it is an
 #: incapable control on: () for an ordinary model; on other data a control is a reference row)
-ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], nn.Module], float | None, bool, bool]] = {
-    "mlp_1x512": (lambda s, k: mlp(s, k, depth=1, width=512), 0.01, False, False),
-    "mlp_3x512": (lambda s, k: mlp(s, k, depth=3, width=512), 0.01, False, False),
-    "small_alexnet": (small_alexnet, 0.01, False, False),
-    "bn_dropout_cnn": (bn_dropout_cnn, None, False, False),
-    "lenet5": (lenet, None, False, False),
-    "small_resnet": (small_resnet, None, False, False),
-    "resnet18": (resnet18, None, False, False),
-    "mobilenet_v3_small": (mobilenet_v3_small, None, False, False),
-    "small_inception": (lambda s, k: small_inception(s, k, batch_norm=True), 0.1, True, False),
+ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], nn.Module], float | None, bool, tuple[str, ...]]] = {
+    "mlp_1x512": (lambda s, k: mlp(s, k, depth=1, width=512), 0.01, False, ()),
+    "mlp_3x512": (lambda s, k: mlp(s, k, depth=3, width=512), 0.01, False, ()),
+    "small_alexnet": (small_alexnet, 0.01, False, ()),
+    "bn_dropout_cnn": (bn_dropout_cnn, None, False, ()),
+    "lenet5": (lenet, None, False, ()),
+    "small_resnet": (small_resnet, None, False, ()),
+    "resnet18": (resnet18, None, False, ()),
+    "mobilenet_v3_small": (mobilenet_v3_small, None, False, ()),
+    "small_inception": (lambda s, k: small_inception(s, k, batch_norm=True), 0.1, True, ()),
     "control_linear": (linear, None, False, ("digits",)),
     "control_mlp_1x16": (lambda s, k: mlp(s, k, depth=1, width=16), None, False, ("digits",)),
     "control_pooled_linear": (pooled_linear, None, False, ("digits", "cifar")),
