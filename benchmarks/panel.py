@@ -176,6 +176,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run: 2 seeds, 64 examples, 3 epochs, CPU-sized models only")
     p.add_argument("--data", default="digits,cifar", help="comma-separated: digits, cifar")
+    p.add_argument("--paper", action="store_true",
+                   help="CIFAR-10 with the paper's preprocessing (28x28 centre crop, per-image whitening)")
     p.add_argument("--cifar", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"),
                    help="the CIFAR-10 image-folder archive (default ../shared/data/cifar10-jpg.tar.gz)")
     p.add_argument("--seeds", type=int, default=3)
@@ -229,7 +231,7 @@ def _factory(name: str, shape: tuple[int, ...], k: int) -> Callable[[], nn.Modul
 
 def _role(model: str, data: str) -> dict[str, Any]:
     """``role``: ordinary, control (incapable on this data) or reference; ``control``: the flag."""
-    incapable_on = ARCHITECTURES[model][3]
+    incapable_on, data = ARCHITECTURES[model][3], data.split("+")[0]  # cifar+paper: still cifar
     role = "ordinary" if not incapable_on else "control" if data in incapable_on else "reference"
     return {"control": role == "control", "role": role}
 
@@ -294,7 +296,7 @@ def run_panel(args: argparse.Namespace,
     rows, start = [], time.perf_counter()
     for data_name in [d.strip() for d in args.data.split(",") if d.strip()]:
         spec, size = DATA[data_name]
-        data = load(spec.format(cifar=args.cifar))
+        data = load(spec.format(cifar=args.cifar) + (",paper" if args.paper and data_name == "cifar" else ""))
         size = 64 if args.quick else (args.train_size or size)
         layers = {**dict(getattr(data, "check_defaults", None) or {}),
                   **dict(data.fit_defaults or {}),
@@ -313,8 +315,8 @@ def run_panel(args: argparse.Namespace,
                 except NotApplicable as exc:
                     print(f"{data_name} {model_name} {check}: skipped ({exc})", flush=True)
                     continue
-                row = {"data": data_name, "train_size": size, "model": model_name,
-                       **_role(model_name, data_name), "params": params, "check": check,
+                row = {"data": data_name + ("+paper" if args.paper and data_name == "cifar" else ""),
+                       "train_size": size, "model": model_name, **_role(model_name, data_name), "params": params, "check": check,
                        "passed": result.passed, "seeds": result.metrics.get("seeds", 1),
                        "seeds_passed": result.metrics.get("seeds_passed", int(result.passed)),
                        **_margin(check, result, settings),
