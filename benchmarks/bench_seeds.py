@@ -38,8 +38,7 @@ CHECKS = ("true_labels", "random_labels", "slowdown")
 
 def _settings(data: Any, **extra: Any) -> CheckSettings:
     """The data's defaults under the benchmark's settings, as the plugin layers them."""
-    return CheckSettings.from_mapping({**dict(data.check_defaults or {}), **dict(data.fit_defaults or {}),
-                                       "train_size": 400, "device": "cpu", **extra})
+    return CheckSettings.from_mapping({**data.defaults, "train_size": 400, "device": "cpu", **extra})
 
 
 def time_seeds(model: str, data: Any, n: int, extra: dict[str, Any]) -> tuple[float, list[bool]]:

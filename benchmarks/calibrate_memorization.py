@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'forg c':>8}{'forg n':>8}{'gain':>8}{'epochs':>7}{'s':>6}")
     for name, build in PANEL.items():
         for seed in (int(s) for s in args.seeds.split(",")):
-            settings = CheckSettings.from_mapping({**data.fit_defaults, "device": "cpu",
+            settings = CheckSettings.from_mapping({**data.defaults, "device": "cpu",
                                                    "seed": seed, "memorization_p": args.p})
             start = time.perf_counter()
             result = run_check("memorization", lambda: build(data.input_shape, data.num_classes),

@@ -299,9 +299,7 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
     dataset = load_data(state, data_spec(data, state.data_default),
                         read_progress(request.config, state))
     # the data's own defaults (criteria, then fit settings) go under every user layer
-    defaults = {**dict(getattr(dataset, "check_defaults", None) or {}),
-                **dict(getattr(dataset, "fit_defaults", None) or {})}
-    settings = CheckSettings.from_mapping({**defaults, **ini, **marker_settings(item), **mapping, **cli})
+    settings = CheckSettings.from_mapping({**dataset.defaults, **ini, **marker_settings(item), **mapping, **cli})
     if progress is not None:
         settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit,
                                                                          progress=progress))

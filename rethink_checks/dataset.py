@@ -96,6 +96,12 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The settings this data carries (``check_defaults``, then ``fit_defaults``), as one
+        mapping for ``CheckSettings.from_mapping``; every user setting goes on top of it."""
+        return {**dict(self.check_defaults or {}), **dict(self.fit_defaults or {})}
+
     def to(self, device: torch.device | str) -> "Dataset":
         """The same dataset with every tensor on ``device``."""
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),

@@ -553,7 +553,10 @@ def test_load_spec_folder_with_paper(tmp_path, monkeypatch):
     assert d.input_shape == (3, 28, 28) and d.name == "f+paper"
     assert d.fit_defaults == IMAGE_FIT_DEFAULTS == {"max_epochs": 600}  # real images: a subset's budget
     assert d.check_defaults == IMAGE_CHECK_DEFAULTS == {"max_slowdown": 20.0}  # calibrated on the panel
+    assert d.defaults == {"max_slowdown": 20.0, "max_epochs": 600}  # both, for CheckSettings.from_mapping
     assert load("digits").fit_defaults == DIGITS_FIT_DEFAULTS
+    assert load("digits").defaults == {"max_slowdown": 20.0, "batch_size": 32, "max_epochs": 300}
+    assert load("digits,raw").defaults == {}
 
 
 @pytest.mark.parametrize("spec, needle", [
