@@ -236,12 +236,18 @@ def _role(model: str, data: str) -> dict[str, Any]:
     return {"control": role == "control", "role": role}
 
 
+def _worst(result: Any, key: str, pick: Callable[..., Any]) -> Any:
+    """``pick`` (min or max) of every seed's ``key`` (the one result's for a single seed);
+    None when a seed has none."""
+    values = [r.get(key) for r in result.tables.get("seeds", [])] or [result.metrics.get(key)]
+    return None if any(x is None for x in values) else pick(values)
+
+
 def _margin(check: str, result: Any, settings: CheckSettings) -> dict[str, Any]:
     """The judged value, its interval, the limit and the margin (see the module docstring)."""
     m = result.metrics
     if check in FIT_CHECKS:
-        epochs = [r.get("epochs_to_fit") for r in result.tables.get("seeds", [])] or [m.get("epochs_to_fit")]
-        worst = None if any(e is None for e in epochs) else max(epochs)
+        worst = _worst(result, "epochs_to_fit", max)
         return {"value": "epochs_to_fit", "mean": m.get("epochs_to_fit"),
                 "ci_high": m.get("epochs_to_fit.ci_high"), "worst": worst,
                 "limit": settings.fit.max_epochs,
@@ -253,23 +259,20 @@ def _margin(check: str, result: Any, settings: CheckSettings) -> dict[str, Any]:
                 "limit": settings.max_slowdown,
                 "margin": None if not high else settings.max_slowdown / high}
     if check == "partial_labels":  # the slowest level's epochs against the budget
-        levels = [k for k in m if k.startswith("epochs_to_fit@") and k.count(".") <= 1
-                  and not k.endswith((".std", ".ci_low", ".ci_high", ".n"))]
-        highs = [m.get(k + ".ci_high", m[k]) for k in levels if m.get(k) is not None]
-        worst = max(highs) if highs and len(highs) == len(levels) else None
-        return {"value": "epochs_to_fit@slowest p", "mean": max((m[k] for k in levels if m.get(k) is not None),
-                                                                default=None),
+        levels = [f"epochs_to_fit@{p:g}" for p in settings.partial_levels]  # checks.py's keys
+        highs = [m.get(k + ".ci_high", m.get(k)) for k in levels]
+        worst = None if any(h is None for h in highs) else max(highs)
+        return {"value": "epochs_to_fit@slowest p",
+                "mean": max((m[k] for k in levels if m.get(k) is not None), default=None),
                 "ci_high": worst, "worst": worst, "limit": settings.fit.max_epochs,
                 "margin": None if not worst else settings.fit.max_epochs / worst}
     if check == "memorization":  # every seed's detector AUC over its floor
-        aucs = [r.get("auc") for r in result.tables.get("seeds", [])] or [m.get("auc")]
-        low = None if any(a is None for a in aucs) else min(aucs)
+        low = _worst(result, "auc", min)
         return {"value": "auc", "mean": m.get("auc"), "ci_high": m.get("auc.ci_high"), "worst": low,
                 "limit": settings.min_memorization_auc,
                 "margin": None if low is None else low / settings.min_memorization_auc}
     if check == "capacity":  # the worst seed's n* over the capacity asked for (default: every example)
-        stars = [r.get("n_star") for r in result.tables.get("seeds", [])] or [m.get("n_star")]
-        low = None if any(x is None for x in stars) else min(stars)
+        low = _worst(result, "n_star", min)
         need = m.get("min_capacity") or m.get("n_train")
         return {"value": "n_star", "mean": m.get("n_star"), "ci_high": m.get("n_star.ci_high"),
                 "worst": low, "limit": need, "margin": None if not (low and need) else low / need}
@@ -298,9 +301,7 @@ def run_panel(args: argparse.Namespace,
         spec, size = DATA[data_name]
         data = load(spec.format(cifar=args.cifar) + (",paper" if args.paper and data_name == "cifar" else ""))
         size = 64 if args.quick else (args.train_size or size)
-        layers = {**dict(getattr(data, "check_defaults", None) or {}),
-                  **dict(data.fit_defaults or {}),
-                  "train_size": size, "seeds": seeds, "device": device, **_overrides(args)}
+        layers = {**data.defaults, "train_size": size, "seeds": seeds, "device": device, **_overrides(args)}
         settings = CheckSettings.from_mapping(layers)
         for model_name in _models(args, device.startswith("cuda")):
             if args.quick and model_name in ("resnet18", "mobilenet_v3_small") and data_name != "digits":
