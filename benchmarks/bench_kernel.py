@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_table(rows[-2:]), flush=True)
             save()
     if args.data:
-        spec = args.data if ":" in args.data and not Path(args.data).exists() else f"folder:{args.data}"
+        spec = args.data if ":" in args.data and not Path(args.data).exists() else f"folder:{args.data},raw"
         started = time.perf_counter()
         data = load(spec).replace(name="cifar10-jpg" if "cifar" in args.data.lower() else Path(args.data).stem)
         print(f"loaded {spec} in {time.perf_counter() - started:.1f}s: {len(data.train_x)} train, "

@@ -176,8 +176,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run: 2 seeds, 64 examples, 3 epochs, CPU-sized models only")
     p.add_argument("--data", default="digits,cifar", help="comma-separated: digits, cifar")
-    p.add_argument("--paper", action="store_true",
-                   help="CIFAR-10 with the paper's preprocessing (28x28 centre crop, per-image whitening)")
+    pre = p.add_mutually_exclusive_group()
+    pre.add_argument("--paper", action="store_true",
+                     help="CIFAR-10 with the paper's preprocessing (28x28 centre crop, per-image whitening); "
+                          "rows labelled cifar+paper")
+    pre.add_argument("--raw", action="store_true",
+                     help="CIFAR-10 as [0, 1] pixels, not whitened (the default before 2026-11-29); "
+                          "rows labelled cifar+raw")
     p.add_argument("--cifar", default=str(ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"),
                    help="the CIFAR-10 image-folder archive (default ../shared/data/cifar10-jpg.tar.gz)")
     p.add_argument("--seeds", type=int, default=3)
@@ -231,7 +236,7 @@ def _factory(name: str, shape: tuple[int, ...], k: int) -> Callable[[], nn.Modul
 
 def _role(model: str, data: str) -> dict[str, Any]:
     """``role``: ordinary, control (incapable on this data) or reference; ``control``: the flag."""
-    incapable_on, data = ARCHITECTURES[model][3], data.split("+")[0]  # cifar+paper: still cifar
+    incapable_on, data = ARCHITECTURES[model][3], data.split("+")[0]  # cifar+paper, cifar+raw: still cifar
     role = "ordinary" if not incapable_on else "control" if data in incapable_on else "reference"
     return {"control": role == "control", "role": role}
 
@@ -299,7 +304,8 @@ def run_panel(args: argparse.Namespace,
     rows, start = [], time.perf_counter()
     for data_name in [d.strip() for d in args.data.split(",") if d.strip()]:
         spec, size = DATA[data_name]
-        data = load(spec.format(cifar=args.cifar) + (",paper" if args.paper and data_name == "cifar" else ""))
+        option = ("paper" if args.paper else "raw" if args.raw else "") if data_name == "cifar" else ""
+        data = load(spec.format(cifar=args.cifar) + (f",{option}" if option else ""))
         size = 64 if args.quick else (args.train_size or size)
         layers = {**data.defaults, "train_size": size, "seeds": seeds, "device": device, **_overrides(args)}
         settings = CheckSettings.from_mapping(layers)
@@ -316,7 +322,7 @@ def run_panel(args: argparse.Namespace,
                 except NotApplicable as exc:
                     print(f"{data_name} {model_name} {check}: skipped ({exc})", flush=True)
                     continue
-                row = {"data": data_name + ("+paper" if args.paper and data_name == "cifar" else ""),
+                row = {"data": data_name + (f"+{option}" if option else ""),
                        "train_size": size, "model": model_name, **_role(model_name, data_name), "params": params, "check": check,
                        "passed": result.passed, "seeds": result.metrics.get("seeds", 1),
                        "seeds_passed": result.metrics.get("seeds_passed", int(result.passed)),

@@ -176,7 +176,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("checks", _names, "checks to run, comma-separated (default: every check)",
            metavar="A,B", ini_type="args"),
     Option("data", _data, "training data: digits (default, built in) | cifar10:ROOT | mnist:ROOT "
-           "| folder:ROOT; a rethink_data fixture wins", metavar="SPEC"),
+           "| folder:ROOT, whitened per image unless ,raw (,paper: the paper's 28x28 crop too); "
+           "a rethink_data fixture wins", metavar="SPEC"),
     Option("train_size", _int(1), "train on a seeded subset of N training examples",
            key="train_size", metavar="N"),
     Option("device", _device, "device: auto (default) | cpu | cuda | cuda:N", key="device",

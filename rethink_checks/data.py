@@ -5,7 +5,7 @@ torchvision's layout, image folders (``train/<class>/*``, ``test/<class>/*``, or
 ``.tar.gz`` of one; decoded once and cached as ``.npy`` by :mod:`rethink_checks.imagefolder`),
 tensors or numpy arrays, and torch datasets (:func:`as_dataset`, materialized once by
 :mod:`rethink_checks.materialize`). Three input kinds: images come back as float32 in [0, 1],
-N x C x H x W (unless paper-preprocessed); feature vectors as float32 N x D; token sequences as
+N x C x H x W (spec sources whiten them per image unless the spec says ``raw``); feature vectors as float32 N x D; token sequences as
 int64 N x L of ids in [0, vocab_size). Labels are int64. See docs/data.md.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .imagefolder import IMAGE_EXTENSIONS, default_cache_dir, read_image_folder
 from .specs import SPEC_OPTIONS, DataSpec, parse_spec
 
 __all__ = [
-    "Dataset", "KINDS", "infer_kind", "from_tensors", "from_arrays", "as_dataset", "paper_preprocess", "DIGITS_FIT_DEFAULTS",
+    "Dataset", "KINDS", "infer_kind", "from_tensors", "from_arrays", "as_dataset", "whiten_images", "paper_preprocess", "DIGITS_FIT_DEFAULTS",
     "DIGITS_CHECK_DEFAULTS", "IMAGE_FIT_DEFAULTS", "IMAGE_CHECK_DEFAULTS",
     "load_digits", "load_cifar10", "load_mnist", "load_image_folder", "default_cache_dir",
     "IMAGE_EXTENSIONS", "SPEC_OPTIONS", "DataSpec", "parse_spec", "load",
@@ -57,35 +57,48 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
 
 # --------------------------------------------------------------------------- paper preprocessing
 
-def paper_preprocess(images: torch.Tensor, size: int = 28) -> torch.Tensor:
-    """Centre crop to ``size`` x ``size`` and whiten each image (the paper's CIFAR-10 input pipeline).
-
-    Whitening: subtract the image's mean and divide by max(std, 1/sqrt(values per image)),
-    like TensorFlow's ``per_image_standardization``. Accepts one image (C,H,W) or a batch
-    (N,C,H,W); uint8 input is scaled by 1/255 first. Returns a new float tensor.
-    """
+def _as_float_images(images: Any, name: str) -> torch.Tensor:
+    """``images`` checked to be one image (C,H,W) or a batch (N,C,H,W); uint8 scaled by 1/255."""
     if not isinstance(images, torch.Tensor):
         raise InputTypeError(f"images: expected a torch.Tensor, got {type(images).__name__}")
     if images.dim() not in (3, 4):
-        raise DataError(f"images: rank {images.dim()} (shape {tuple(images.shape)}) is not allowed; "
+        raise DataError(f"images: rank {images.dim()} (shape {tuple(images.shape)}) is not allowed in {name}; "
                         "expected one image (C, H, W) or a batch (N, C, H, W)")
-    h, w = images.shape[-2:]
-    if h < size or w < size:
-        raise DataError(f"images: {h}x{w} is smaller than the {size}x{size} centre crop; "
-                        f"expected height and width >= {size}")
     if images.dtype == torch.uint8:
-        x = images.to(torch.float32) / 255.0
-    elif images.is_floating_point():
-        x = images
-    else:
-        raise InputTypeError(f"images: dtype {images.dtype} is not allowed; expected uint8 or a float dtype")
-    top, left = (h - size) // 2, (w - size) // 2
-    x = x[..., top:top + size, left:left + size]
+        return images.to(torch.float32) / 255.0
+    if images.is_floating_point():
+        return images
+    raise InputTypeError(f"images: dtype {images.dtype} is not allowed in {name}; expected uint8 or a float dtype")
+
+
+def whiten_images(images: torch.Tensor) -> torch.Tensor:
+    """Whiten each image: subtract its mean, divide by max(std, 1/sqrt(values per image)).
+
+    The paper's per-image whitening (TensorFlow's ``per_image_standardization``); it puts
+    every image on one scale, so the paper's learning rates train stably whatever the
+    source's brightness. Accepts one image (C,H,W) or a batch (N,C,H,W); uint8 input is
+    scaled by 1/255 first. Returns a new float tensor.
+    """
+    x = _as_float_images(images, "whiten_images")
     dims = (-3, -2, -1)
     mean = x.mean(dim=dims, keepdim=True)
     std = x.std(dim=dims, keepdim=True, unbiased=False)
-    floor = 1.0 / math.sqrt(x.shape[-3] * size * size)
+    floor = 1.0 / math.sqrt(x.shape[-3] * x.shape[-2] * x.shape[-1])
     return (x - mean) / std.clamp(min=floor)
+
+
+def paper_preprocess(images: torch.Tensor, size: int = 28) -> torch.Tensor:
+    """Centre crop to ``size`` x ``size``, then :func:`whiten_images` (the paper's CIFAR-10 input pipeline).
+
+    Accepts one image (C,H,W) or a batch (N,C,H,W); uint8 input is scaled by 1/255 first.
+    """
+    x = _as_float_images(images, "paper_preprocess")
+    h, w = x.shape[-2:]
+    if h < size or w < size:
+        raise DataError(f"images: {h}x{w} is smaller than the {size}x{size} centre crop; "
+                        f"expected height and width >= {size}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return whiten_images(x[..., top:top + size, left:left + size])
 
 
 # --------------------------------------------------------------------------- scikit-learn digits
@@ -139,7 +152,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2, whiten: bool = False)
     n_test = int(round(len(x) * test_fraction))
     test, train = perm[:n_test], perm[n_test:]
     if whiten:
-        x = paper_preprocess(x, size=8)
+        x = whiten_images(x)
     return Dataset(x[train], y[train], x[test], y[test], num_classes=10, name="digits")
 
 
@@ -291,9 +304,13 @@ def load_image_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | No
 # --------------------------------------------------------------------------- spec strings
 
 def load(spec: str | DataSpec) -> Dataset:
-    """Load a dataset from a spec: ``digits``, ``cifar10:ROOT[,paper][,download]``,
-    ``mnist:ROOT[,download]``, ``folder:ROOT[,paper]`` (ROOT may be a .tar.gz); the grammar
-    is :func:`parse_spec`'s, shared with the plugin and the reproduction command."""
+    """Load a dataset from a spec: ``digits[,raw]``, ``cifar10:ROOT[,paper|,raw][,download]``,
+    ``mnist:ROOT[,raw][,download]``, ``folder:ROOT[,paper|,raw]`` (ROOT may be a .tar.gz); the
+    grammar is :func:`parse_spec`'s, shared with the plugin and the reproduction command.
+
+    Images are whitened per image (:func:`whiten_images`) unless the spec says ``raw`` ([0, 1]
+    pixels); ``paper`` adds the paper's 28x28 centre crop (:func:`paper_preprocess`).
+    """
     parsed = spec if isinstance(spec, DataSpec) else parse_spec(spec)
     kind, root, options = parsed.kind, parsed.root, parsed.options
     if kind == "digits":
@@ -302,11 +319,21 @@ def load(spec: str | DataSpec) -> Dataset:
         return load_digits(whiten=True).replace(fit_defaults=dict(DIGITS_FIT_DEFAULTS),
                                                 check_defaults=dict(DIGITS_CHECK_DEFAULTS))
     if kind == "cifar10":
-        data = load_cifar10(root, download="download" in options, paper_preprocessing="paper" in options)
+        data = load_cifar10(root, download="download" in options)
     elif kind == "mnist":
         data = load_mnist(root, download="download" in options)
     else:
         data = load_image_folder(root)
-        data = _paper(data) if "paper" in options else data
+    data = _preprocess(data, options)
     return data.replace(fit_defaults={**dict(IMAGE_FIT_DEFAULTS), **dict(data.fit_defaults or {})},
                         check_defaults={**dict(IMAGE_CHECK_DEFAULTS), **dict(data.check_defaults or {})})
+
+
+def _preprocess(data: Dataset, options: frozenset[str]) -> Dataset:
+    """An image source as its spec asks: ``raw`` as loaded, ``paper`` cropped and whitened,
+    otherwise whitened (the default: measured stable where raw pixels were not, docs/data.md)."""
+    if "raw" in options:
+        return data
+    if "paper" in options:
+        return _paper(data)
+    return data.replace(train_x=whiten_images(data.train_x), test_x=whiten_images(data.test_x))

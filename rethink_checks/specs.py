@@ -13,15 +13,18 @@ from dataclasses import dataclass
 
 from .errors import DataError
 
-__all__ = ["DataSpec", "parse_spec", "SPEC_OPTIONS", "SPEC_FORMS"]
+__all__ = ["DataSpec", "parse_spec", "SPEC_OPTIONS", "SPEC_FORMS", "PREPROCESSING_OPTIONS"]
 
 #: Spec kinds and the options each accepts after a comma.
 SPEC_OPTIONS: dict[str, tuple[str, ...]] = {
-    "digits": ("raw",), "cifar10": ("paper", "download"), "mnist": ("download",), "folder": ("paper",),
+    "digits": ("raw",), "cifar10": ("paper", "raw", "download"), "mnist": ("raw", "download"),
+    "folder": ("paper", "raw"),
 }
+#: Options that choose the preprocessing; at most one per spec (whitening when none).
+PREPROCESSING_OPTIONS = ("paper", "raw")
 #: The spec forms, as the error messages list them.
-SPEC_FORMS = ("digits, digits,raw, cifar10:ROOT[,paper][,download], mnist:ROOT[,download], "
-              "folder:ROOT[,paper] (ROOT may be a .tar.gz for folder)")
+SPEC_FORMS = ("digits, digits,raw, cifar10:ROOT[,paper|,raw][,download], mnist:ROOT[,raw][,download], "
+              "folder:ROOT[,paper|,raw] (ROOT may be a .tar.gz for folder)")
 _OPTION_WORD = re.compile(r"[a-z_]+")
 
 
@@ -49,7 +52,7 @@ def parse_spec(spec: str) -> DataSpec:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"spec={spec!r} is not allowed; expected one of 'digits', 'cifar10:ROOT', "
-                        f"'mnist:ROOT', 'folder:ROOT' (options: ',paper', ',download'); forms: {SPEC_FORMS}")
+                        f"'mnist:ROOT', 'folder:ROOT' (options: ',paper', ',raw', ',download'); forms: {SPEC_FORMS}")
     text = spec.strip()
     head, sep, rest = text.partition(":")
     kind = head.strip().lower()
@@ -70,6 +73,11 @@ def parse_spec(spec: str) -> DataSpec:
             raise DataError(f"spec={spec!r}: option {word!r} is not allowed for {kind!r}; allowed: {allowed}")
         options.add(word)
         rest = path
+    chosen = sorted(options.intersection(PREPROCESSING_OPTIONS))
+    if len(chosen) > 1:
+        raise DataError(f"spec={spec!r}: options {' and '.join(repr(o) for o in chosen)} exclude each other; "
+                        "choose one preprocessing (',paper' crops and whitens, ',raw' keeps [0, 1] pixels, "
+                        "neither whitens)")
     root = rest.strip()
     if kind == "digits" and (root or sep):
         raise DataError(f"spec={spec!r}: 'digits' takes no root (it is bundled with scikit-learn); "

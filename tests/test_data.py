@@ -19,7 +19,7 @@ import rethink_checks.imagefolder as imagefolder_mod
 from rethink_checks.errors import InputTypeError
 from rethink_checks.data import (DIGITS_FIT_DEFAULTS, IMAGE_CHECK_DEFAULTS, IMAGE_FIT_DEFAULTS,
                                  Dataset, DataError, default_cache_dir, from_arrays, from_tensors, load, load_cifar10,
-                                 load_digits, load_image_folder, load_mnist, paper_preprocess)
+                                 load_digits, load_image_folder, load_mnist, paper_preprocess, whiten_images)
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
 
@@ -240,6 +240,30 @@ def test_paper_preprocess_rejects_bad_input(x, needle, kind):
     with pytest.raises(kind) as info:
         paper_preprocess(x)
     assert needle in str(info.value)
+
+
+@given(shape=st.sampled_from([(1, 8, 8), (3, 5, 7), (2, 1, 12, 12), (4, 3, 6, 5)]),
+       scale=st.floats(1, 100), shift=st.floats(-10, 10), seed=st.integers(0, 2**31 - 1))
+def test_whiten_images_standardizes_each_image_and_ignores_its_scale(shape, scale, shift, seed):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) + 0.01
+    batch = x if x.dim() == 4 else x.unsqueeze(0)
+    out = whiten_images(batch)
+    assert out.shape == batch.shape and _whitened(out)
+    # per image, a brighter or higher-contrast copy whitens to the same image (a lower-contrast
+    # one may fall under the std floor, 1/sqrt(values), which is there to keep flat images finite)
+    assert torch.allclose(whiten_images(batch * scale + shift), out, atol=1e-3)
+    assert torch.allclose(whiten_images(out), out, atol=1e-5)  # idempotent
+    assert torch.allclose(whiten_images(batch[0]), out[0], atol=1e-6)  # one image or a batch alike
+    assert torch.equal(paper_preprocess(batch, size=min(shape[-2:])),
+                       whiten_images(batch[..., :min(shape[-2:]), :min(shape[-2:])])
+                       ) or shape[-1] != shape[-2]
+
+
+def test_whiten_images_rejects_bad_input_naming_it():
+    with pytest.raises(DataError, match="rank 2 .* in whiten_images"):
+        whiten_images(torch.rand(4, 4))
+    with pytest.raises(InputTypeError, match="dtype torch.int64 is not allowed in whiten_images"):
+        whiten_images(torch.zeros(1, 4, 4, dtype=torch.int64))
 
 
 # --------------------------------------------------------------------------- image folders
@@ -536,27 +560,62 @@ def test_mnist_missing_root_and_bad_file(tmp_path):
 
 # --------------------------------------------------------------------------- spec strings
 
-def test_load_spec_sources(tmp_path):
+def _whitened(x: torch.Tensor) -> bool:
+    """Every image has mean 0 and standard deviation 1."""
+    n = len(x)
+    return (torch.allclose(x.mean(dim=(1, 2, 3)), torch.zeros(n), atol=1e-5)
+            and torch.allclose(x.std(dim=(1, 2, 3), unbiased=False), torch.ones(n), atol=1e-4))
+
+
+def test_load_spec_sources_whiten_by_default(tmp_path):
     assert load("digits").name == "digits"
     write_cifar(tmp_path / "c")
-    assert load(f"cifar10:{tmp_path / 'c'}").input_shape == (3, 32, 32)
-    assert load(f"cifar10:{tmp_path / 'c'},paper").input_shape == (3, 28, 28)
+    raw = load_cifar10(tmp_path / "c")
+    d = load(f"cifar10:{tmp_path / 'c'}")
+    assert d.input_shape == (3, 32, 32) and d.name == "cifar10"
+    assert _whitened(d.train_x) and _whitened(d.test_x)
+    assert torch.equal(d.train_x, whiten_images(raw.train_x)) and torch.equal(d.train_y, raw.train_y)
+    assert torch.equal(load(f"cifar10:{tmp_path / 'c'},raw").train_x, raw.train_x)  # [0, 1] pixels, as loaded
+    paper = load(f"cifar10:{tmp_path / 'c'},paper")
+    assert paper.input_shape == (3, 28, 28) and torch.equal(paper.test_x, paper_preprocess(raw.test_x))
     write_mnist(tmp_path / "m")
-    assert load(f" MNIST:{tmp_path / 'm'} ").input_shape == (1, 28, 28)
+    m = load(f" MNIST:{tmp_path / 'm'} ")
+    assert m.input_shape == (1, 28, 28) and _whitened(m.train_x)
+    assert torch.equal(load(f"mnist:{tmp_path / 'm'},raw").train_x, load_mnist(tmp_path / "m").train_x)
 
 
-def test_load_spec_folder_with_paper(tmp_path, monkeypatch):
+def test_load_spec_folder_with_paper_and_raw(tmp_path, monkeypatch):
     monkeypatch.setenv("RETHINK_CACHE", str(tmp_path / "cache"))
     write_folder(tmp_path / "f", {"train": {"a": 2, "b": 1}, "test": {"a": 1}}, size=(30, 30))
-    assert load(f"folder:{tmp_path / 'f'}").input_shape == (3, 30, 30)
+    whitened = load(f"folder:{tmp_path / 'f'}")
+    assert whitened.input_shape == (3, 30, 30) and _whitened(whitened.train_x)
+    raw = load(f"folder:{tmp_path / 'f'},raw")
+    assert torch.equal(raw.train_x, load_image_folder(tmp_path / "f").train_x)
+    assert raw.train_x.min() >= 0 and raw.train_x.max() <= 1
     d = load(f"folder:{tmp_path / 'f'},paper")
     assert d.input_shape == (3, 28, 28) and d.name == "f+paper"
-    assert d.fit_defaults == IMAGE_FIT_DEFAULTS == {"max_epochs": 600}  # real images: a subset's budget
-    assert d.check_defaults == IMAGE_CHECK_DEFAULTS == {"max_slowdown": 20.0}  # calibrated on the panel
+    for loaded in (whitened, raw, d):  # every preprocessing of a real image source gets its defaults
+        assert loaded.fit_defaults == IMAGE_FIT_DEFAULTS == {"max_epochs": 600}  # real images: a subset's budget
+        assert loaded.check_defaults == IMAGE_CHECK_DEFAULTS == {"max_slowdown": 20.0}  # calibrated on the panel
     assert d.defaults == {"max_slowdown": 20.0, "max_epochs": 600}  # both, for CheckSettings.from_mapping
     assert load("digits").fit_defaults == DIGITS_FIT_DEFAULTS
     assert load("digits").defaults == {"max_slowdown": 20.0, "batch_size": 32, "max_epochs": 300}
     assert load("digits,raw").defaults == {}
+
+
+@pytest.mark.parametrize("preprocess", ["auto", "paper", "none"])
+def test_reproduction_preprocesses_unwhitened_pixels_itself(tmp_path, monkeypatch, preprocess):
+    """The reproduction's --preprocess decides, on [0, 1] pixels: the spec's default whitening
+    must not come first (none means raw; auto and paper mean exactly the paper's pipeline)."""
+    from rethink_checks.reproduce import ReproduceOptions, prepare_data
+
+    monkeypatch.setenv("RETHINK_CACHE", str(tmp_path / "cache"))
+    write_folder(tmp_path / "f", {"train": {"a": 3, "b": 3}, "test": {"a": 2}}, size=(32, 32))
+    raw = load_image_folder(tmp_path / "f")
+    dataset, _, _, paper = prepare_data(ReproduceOptions(data=f"folder:{tmp_path / 'f'}", out=tmp_path / "o",
+                                                         preprocess=preprocess))
+    expected = raw.train_x if preprocess == "none" else paper_preprocess(raw.train_x)
+    assert paper == (preprocess != "none") and torch.equal(dataset.train_x, expected)
 
 
 @pytest.mark.parametrize("spec, needle", [
@@ -564,7 +623,8 @@ def test_load_spec_folder_with_paper(tmp_path, monkeypatch):
     ("imagenet:/data", "unknown source 'imagenet'; allowed: digits, cifar10, mnist, folder"),
     ("cifar10", "'cifar10' needs a root"),
     ("digits:/x", "'digits' takes no root"),
-    ("mnist:/x,paper", "option 'paper' is not allowed for 'mnist'; allowed: download"),
+    ("mnist:/x,paper", "option 'paper' is not allowed for 'mnist'; allowed: raw, download"),
+    ("cifar10:/x,raw,paper", "options 'paper' and 'raw' exclude each other"),
     ("cifar10:/x,papr", "option 'papr' is not allowed"),
     ("digits,paper", "option 'paper' is not allowed for 'digits'; allowed: raw"),
     ("folder:/definitely/not/here", "does not exist"),

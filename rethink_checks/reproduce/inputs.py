@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataNotFoundError
-from ..specs import SPEC_FORMS, SPEC_OPTIONS, parse_spec
+from ..specs import PREPROCESSING_OPTIONS, SPEC_FORMS, SPEC_OPTIONS, DataSpec, parse_spec
 from .options import ReproduceOptions
 
 DIGITS_LABELS = {"digits": "digits (8x8, per-image whitened)",
@@ -87,6 +87,15 @@ def _subset(dataset: Any, options: ReproduceOptions) -> Any:
                           n_test=options.test_size)
 
 
+def _unwhitened(spec: str) -> DataSpec:
+    """``spec`` loading [0, 1] pixels where it names no preprocessing: ``--preprocess`` decides
+    here, not ``data.load``'s default whitening (the digits keep theirs, named by the spec)."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "digits" or parsed.options & set(PREPROCESSING_OPTIONS):
+        return parsed
+    return DataSpec(parsed.kind, parsed.root, parsed.options | {"raw"})
+
+
 def prepare_data(options: ReproduceOptions) -> tuple[Any, str, str, bool]:
     """(dataset, spec, label, paper preprocessing?): load, subset, preprocess CIFAR-like images.
 
@@ -96,7 +105,7 @@ def prepare_data(options: ReproduceOptions) -> tuple[Any, str, str, bool]:
     from .. import data as data_mod
 
     spec, label = resolve_data(options.data)
-    dataset = _subset(data_mod.load(spec), options)
+    dataset = _subset(data_mod.load(_unwhitened(spec)), options)
     paper = options.preprocess == "paper" or (
         options.preprocess == "auto" and tuple(dataset.input_shape) == (3, 32, 32))
     if paper:
