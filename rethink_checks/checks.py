@@ -84,7 +84,7 @@ def check_true_labels(model_factory: Callable, data: "Dataset", settings: CheckS
     run, key, metrics = _single_fit("true_labels", 0.0, t, model_factory, data, settings, cache)
     passed = metrics["fitted"]
     msg = (f"fitted true labels in {run.epochs_to_fit} epochs" if passed
-           else fit_message("true labels not fitted", run, t))
+           else fit_message("true labels not fitted", run, t, num_classes(data)))
     return CheckResult("true_labels", passed, f"train accuracy >= {t} on true labels within "
                        f"{settings.fit.max_epochs} epochs", msg, metrics,
                        runs={"true_labels": run_record(run, key)}, summary=_fit_summary(run))
@@ -98,7 +98,7 @@ def _memorization(name: str) -> Callable[..., CheckResult]:
         passed = metrics["fitted"]
         msg = (f"memorized {name} in {run.epochs_to_fit} epochs "
                f"(test accuracy {_fmt(run.test_accuracy)}, chance {metrics['chance']:.3f})"
-               if passed else fit_message(f"{name} not memorized", run, t))
+               if passed else fit_message(f"{name} not memorized", run, t, num_classes(data)))
         return CheckResult(name, passed, f"train accuracy >= {t} on {name} within "
                            f"{settings.fit.max_epochs} epochs (memorization), trained with "
                            f"{_as_trained(metrics['regularizers_in_model'])}", msg, metrics,
@@ -196,7 +196,8 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
     problems, ratios, rows = [], [], []
     metrics["fitted.true_labels"] = base is not None and true_run.train_accuracy >= settings.fit_threshold
     if not metrics["fitted.true_labels"]:
-        problems.append(fit_message("true labels not fitted", true_run, settings.fit_threshold))
+        problems.append(fit_message("true labels not fitted", true_run, settings.fit_threshold,
+                                    num_classes(data)))
     for name in settings.slowdown_randomizations:
         try:
             run, key = get_run(name, 1.0, model_factory, data, settings, cache)
@@ -214,7 +215,8 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
         rows.append({"randomization": name, "fitted": fitted, "epochs_to_fit": epochs,
                      "steps_to_fit": steps, "slowdown": ratio})
         if not fitted:
-            problems.append(fit_message(f"{name} not memorized", run, settings.memorize_threshold))
+            problems.append(fit_message(f"{name} not memorized", run, settings.memorize_threshold,
+                                        num_classes(data)))
         elif ratio is not None:
             ratios.append(ratio)
             if ratio > settings.max_slowdown:

@@ -158,8 +158,28 @@ def run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
     }
 
 
-def fit_message(what: str, run: FitResult, threshold: float) -> str:
+def fit_message(what: str, run: FitResult, threshold: float, classes: int | None = None) -> str:
+    """Why a fit missed ``threshold``; with ``classes``, says so when the loss blew up."""
     if run.diverged:
         return f"{what}: training diverged at epoch {run.diverged_epoch} (loss not finite)"
     return (f"{what}: train accuracy {run.train_accuracy:.4f} < {threshold} after "
-            f"{run.epochs} epochs (stopped: {run.stop_reason})")
+            f"{run.epochs} epochs (stopped: {run.stop_reason}){blow_up_note(run, classes)}")
+
+
+def blow_up_note(run: FitResult, classes: int | None) -> str:
+    """A note when a fit's epoch loss rose above twice a uniform guess's ln(k): the steps blew
+    the weights up, an optimizer failure rather than missing capacity (measured: a BN CNN at
+    lr 0.01 on shuffled CIFAR-10 pixels peaked at 62 in epoch 2, then sat at chance; docs/checks.md)."""
+    if classes is None or classes < 2:
+        return ""
+    curve = [(e, loss) for e, loss in zip(run.curves.get("epoch") or [], run.curves.get("train_loss") or [])
+             if loss is not None and math.isfinite(loss)]
+    if not curve:
+        return ""
+    epoch, peak = max(curve, key=lambda item: item[1])
+    bound = 2 * math.log(classes)
+    if peak <= bound:
+        return ""
+    return (f"; its training loss peaked at {peak:.3g} in epoch {epoch}, above 2 x ln({classes}) = "
+            f"{bound:.2f} (twice a uniform guess's): the steps blew the weights up, a sign of too high a "
+            f"learning rate rather than of missing capacity; try a lower lr")

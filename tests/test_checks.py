@@ -651,3 +651,18 @@ def test_epochs_to_threshold_falls_back_to_the_run_without_curves():
     assert fits.epochs_to(run, 0.99) == (3, 30)
     run.train_accuracy = 0.5
     assert fits.epochs_to(run, 0.99) == (None, None)
+
+
+def test_a_fit_that_blew_up_says_so_and_one_that_did_not_stays_plain(fake, digits):
+    """A loss far above a uniform guess's ln(k) names the learning rate, not capacity."""
+    table, _ = fake
+    blown = fake_run(None, max_epochs=6)
+    blown.curves["train_loss"] = [29.6, 62.5, 23.8, 2.46, 2.30, 2.30]  # measured shape (docs/checks.md)
+    table.update({"true_labels": fake_run(3), "shuffled_pixels": blown, "default": fake_run(None, max_epochs=6)})
+    res = run_check("shuffled_pixels", lambda: None, digits, CheckSettings())
+    assert not res.passed
+    assert "peaked at 62.5 in epoch 2, above 2 x ln(10) = 4.61" in res.message and "lower lr" in res.message
+    slow = run_check("slowdown", lambda: None, digits, CheckSettings(slowdown_randomizations="all"))
+    assert "shuffled_pixels not memorized" in slow.message and "peaked at 62.5" in slow.message
+    plain = run_check("random_pixels", lambda: None, digits, CheckSettings())  # losses 1, 1/2, ...
+    assert not plain.passed and "peaked" not in plain.message
