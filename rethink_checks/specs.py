@@ -77,7 +77,7 @@ def parse_spec(spec: str) -> DataSpec:
     if len(chosen) > 1:
         raise DataError(f"spec={spec!r}: options {' and '.join(repr(o) for o in chosen)} exclude each other; "
                         "choose one preprocessing (',paper' crops and whitens, ',raw' keeps [0, 1] pixels, "
-                        "neither whitens)")
+                        "with neither option images are whitened)")
     root = rest.strip()
     if kind == "digits" and (root or sep):
         raise DataError(f"spec={spec!r}: 'digits' takes no root (it is bundled with scikit-learn); "
