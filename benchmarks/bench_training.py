@@ -60,7 +60,7 @@ def cifar_shaped(data_arg: str | None) -> Dataset:
         spec = data_arg if ":" in data_arg.split(",")[0] else f"folder:{data_arg},paper"
         data = load(spec)
         if data.input_shape[-1] != 28:
-            data = data.replace(train_x=paper_preprocess(data.train_x), test_x=paper_preprocess(data.test_x))
+            data = data.map_inputs(paper_preprocess)
         return data
     gen = torch.Generator().manual_seed(0)
     return Dataset(torch.randn(50_000, 3, 28, 28, generator=gen), torch.randint(0, 10, (50_000,), generator=gen),

@@ -420,8 +420,7 @@ class CorruptionSpec:
         _check_images(dataset.test_x, "dataset.test_x")
         if self.name == "shuffled_pixels":
             perm = pixel_permutation(*train_shape[-2:], seed=self.seed)
-            return dataset.replace(train_x=_permute_positions(dataset.train_x, perm),
-                                   test_x=_permute_positions(dataset.test_x, perm))
+            return dataset.map_inputs(lambda x: _permute_positions(x, perm))
         if self.name == "random_pixels":
             return dataset.replace(train_x=random_pixels(dataset.train_x, seed=self.seed),
                                    test_x=random_pixels(dataset.test_x, seed=test_seed))

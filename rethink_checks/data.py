@@ -218,8 +218,7 @@ def load_cifar10(root: str | os.PathLike, download: bool = False, paper_preproce
 
 def _paper(data: Dataset) -> Dataset:
     """``data`` with the paper's crop and whitening applied to both splits."""
-    return data.replace(train_x=paper_preprocess(data.train_x), test_x=paper_preprocess(data.test_x),
-                        name=f"{data.name}+paper")
+    return data.map_inputs(paper_preprocess, name=f"{data.name}+paper")
 
 
 def _torchvision_download(cls_name: str, root: Path) -> None:
@@ -338,4 +337,4 @@ def _preprocess(data: Dataset, options: frozenset[str]) -> Dataset:
         return data
     if "paper" in options:
         return _paper(data)
-    return data.replace(train_x=whiten_images(data.train_x), test_x=whiten_images(data.test_x))
+    return data.map_inputs(whiten_images)

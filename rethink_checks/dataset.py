@@ -8,6 +8,7 @@ and what was expected (:class:`~rethink_checks.errors.DataError`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,11 @@ class Dataset:
         if x is not None and "kind" not in changes and not _fits_kind(self.kind, x):
             changes = {"kind": None, "vocab_size": None, **changes}
         return replace(self, **changes)
+
+    def map_inputs(self, transform: Callable[[torch.Tensor], torch.Tensor], **changes: Any) -> "Dataset":
+        """A copy whose train and test inputs both went through ``transform`` (a preprocessing
+        step such as whitening, which must treat the two splits alike), plus ``changes``."""
+        return self.replace(train_x=transform(self.train_x), test_x=transform(self.test_x), **changes)
 
     def subset(self, n_train: int, seed: int = 0, n_test: int | None = None) -> "Dataset":
         """A seeded random subset of ``n_train`` training (and optionally ``n_test``) examples."""

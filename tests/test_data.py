@@ -81,6 +81,16 @@ def test_digits_split_is_seeded():
     assert torch.cat([a.train_x, a.test_x]).sum() == pytest.approx(float(c.train_x.sum() + c.test_x.sum()))
 
 
+def test_map_inputs_transforms_both_splits_alike_and_keeps_labels():
+    d = load_digits().subset(50, n_test=20)
+    m = d.map_inputs(lambda x: 2 * x + 1, name="doubled")
+    assert torch.equal(m.train_x, 2 * d.train_x + 1) and torch.equal(m.test_x, 2 * d.test_x + 1)
+    assert torch.equal(m.train_y, d.train_y) and torch.equal(m.test_y, d.test_y)
+    assert m.name == "doubled" and d.name != "doubled" and m.num_classes == d.num_classes
+    flat = d.map_inputs(lambda x: x.flatten(1))  # another layout re-infers the kind, as replace does
+    assert flat.kind == "features" and d.kind == "image"
+
+
 def test_subset_is_deterministic_and_in_bounds():
     d = load_digits()
     s1, s2, s3 = d.subset(100, seed=3), d.subset(100, seed=3), d.subset(100, seed=4)

@@ -109,6 +109,5 @@ def prepare_data(options: ReproduceOptions) -> tuple[Any, str, str, bool]:
     paper = options.preprocess == "paper" or (
         options.preprocess == "auto" and tuple(dataset.input_shape) == (3, 32, 32))
     if paper:
-        dataset = dataset.replace(train_x=data_mod.paper_preprocess(dataset.train_x),
-                                  test_x=data_mod.paper_preprocess(dataset.test_x))
+        dataset = dataset.map_inputs(data_mod.paper_preprocess)
     return dataset, spec, options.data_label or label, paper
