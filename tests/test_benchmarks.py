@@ -63,21 +63,31 @@ def test_panel_quick_run_then_merge(tmp_path: Path) -> None:
                              if r["model"] == "mlp_1x512"] + [
         {**r, "check": "regularizers", "passed": True, "message": "added"} for r in run["rows"][:1]] + [
         {**r, "data": "cifar", "model": "control_linear", "control": True, "passed": True}  # n < d there
-        for r in run["rows"][:2]], "partial": True}
+        for r in run["rows"][:2]] + [
+        {**r, "data": "digits+raw", "passed": False} for r in run["rows"][:1]] + [  # judged apart
+        {**r, "model": "bn_dropout_cnn_flat", "control": False, "passed": False} for r in run["rows"][:1]],
+        "partial": True}
     second.write_text(json.dumps(later))
     proc = _panel(tmp_path, "--merge", str(first), str(second), "--out", str(merged),
                   "--markdown", str(tmp_path / "merged.md"))
     assert proc.returncode == 0, proc.stderr  # ordinary rows now all pass, the control still fails
     doc = json.loads(merged.read_text())
-    assert [r["message"] for r in doc["rows"] if r["model"] == "mlp_1x512"] == ["later"] * 3 + ["added"]
+    assert [r["message"] for r in doc["rows"]
+            if r["model"] == "mlp_1x512" and r["data"] == "digits"] == ["later"] * 3 + ["added"]
     assert [r["model"] for r in doc["rows"]].count("control_pooled_linear") == 3
-    assert [run["models"] for run in doc["runs"]] == [["control_pooled_linear"], ["control_linear", "mlp_1x512"]]
+    assert [run["models"] for run in doc["runs"]] == [
+        ["control_pooled_linear"], ["bn_dropout_cnn_flat", "control_linear", "mlp_1x512"]]
     assert doc["partial"] and doc["summary"]["ordinary_all_passed"]
     # roles come from the panel's table: a raw linear model on the CIFAR-10 subset is a reference
     # row (it can memorize 500 images of d = 3,072), neither a control nor an ordinary model
     assert {r["role"] for r in doc["rows"] if r["data"] == "cifar"} == {"reference"}
     assert doc["summary"]["controls_all_failed_random_labels"]
-    assert "2 runs merged" in (tmp_path / "merged.md").read_text()
+    # the CNN kept from before its grid pool is a reference row; a +raw failure is summarized apart
+    assert {r["role"] for r in doc["rows"] if r["model"] == "bn_dropout_cnn_flat"} == {"reference"}
+    by_data = doc["summary"]["by_data"]
+    assert not by_data["digits+raw"]["ordinary_all_passed"] and by_data["digits"]["ordinary_all_passed"]
+    text = (tmp_path / "merged.md").read_text()
+    assert "2 runs merged" in text and "digits+raw: Ordinary models all pass: False" in text
 
 
 def test_bench_seeds_quick_writes_cost_and_expectation(tmp_path: Path) -> None:
