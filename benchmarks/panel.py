@@ -374,7 +374,7 @@ def merge(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
                "settings_overrides": run["settings_overrides"], "seconds": run["seconds"],
                "partial": run.get("partial", False),
                "models": sorted({r["model"] for r in run["rows"] if owner[key(r)] == i}),
-               **({"runs": run["runs"]} if run.get("runs") else {})}  # an earlier merge's runs
+               **{k: run[k] for k in ("note", "runs") if run.get(k)}}  # a relabelling, an earlier merge's runs
               for i, (name, run) in enumerate(zip(names, runs))]
     return {"machine": runs[-1]["machine"], "seeds": runs[-1]["seeds"],
             "checks": sorted({c for run in runs for c in run["checks"]}), "quick": any(run["quick"] for run in runs),
