@@ -7,8 +7,9 @@
 
 Ordinary architectures (they must PASS every default check): the paper's MLP 1x512 and
 3x512 and small AlexNet, a BN + dropout CNN (two 3x3 convolutions with batch norm, a pool to a
-4 x 4 map, dropout 0.2, about 29k parameters on any image size), LeNet-5, a small ResNet (ResNet-8), torchvision's
-ResNet-18 and MobileNetV3-small, and the paper's small Inception where a GPU is present.
+4 x 4 map, dropout 0.2, about 29k parameters on any image size), LeNet-5, a small ResNet
+(ResNet-8), torchvision's ResNet-18 and MobileNetV3-small, and the paper's small Inception
+where a GPU is present.
 Incapable controls (they must FAIL ``random_labels``): a linear model, a 16-unit MLP and a
 linear model of 4 x 4 average-pooled pixels, each only on the data where it is incapable. A
 linear model is incapable only while the training set is larger than its input dimension
