@@ -21,8 +21,10 @@ Each tree gets a wall-clock cap per scenario (``--cap-seconds``); a capped run c
 (FitResult.eval_seconds where the tree reports it, else the probe's timing of the evaluation).
 
 Usage: python benchmarks/bench_cpu_budget.py [--only resnet18,cnn2000,examples]
-           [--cap-seconds 600] [--before-ref 1e4fa47] [--cifar PATH] [--threads N]
+           [--cap-seconds 600] [--before-ref 1e4fa47] [--before-raw] [--cifar PATH] [--threads N]
            [--checks A,B] [--no-before] [--keep] [--out PATH]
+``--before-ref HEAD --before-raw`` times this code on [0, 1] pixels against the whitened
+default, back to back (written to benchmarks/results/cpu_budget_whitened.json).
 Prints a table and writes JSON (default benchmarks/results/cpu_budget.json).
 """
 from __future__ import annotations
@@ -83,6 +85,7 @@ class Tree:
 
     label: str
     root: Path
+    spec_options: str = ""  # appended to the CIFAR-10 spec, e.g. ",raw"
     shim: Path = field(init=False)
 
     def make_shim(self, parent: Path) -> None:
@@ -118,7 +121,7 @@ def pytest_command(scenario: Scenario, tree: Tree, cifar: Path | None, json_path
            "-p", "rethink_checks_pytest.plugin", "-p", "rethink_bench_probe",
            "-p", "no:cacheprovider", "-q", f"--rethink-json={json_path}"]
     if scenario.cifar:
-        cmd.append(f"--rethink-data=folder:{cifar}")
+        cmd.append(f"--rethink-data=folder:{cifar}{tree.spec_options}")
     if scenario.train_size is not None:
         cmd.append(f"--rethink-train-size={scenario.train_size}")
     if threads is not None:
@@ -282,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", default=None,
                         help="--rethink-checks for every scenario (a quick check of this script; "
                         "not the issue's figures)")
+    parser.add_argument("--before-raw", action="store_true",
+                        help="the before tree reads CIFAR-10 as [0, 1] pixels (spec option ,raw); with "
+                        "--before-ref HEAD this times raw pixels against the whitened default in one run")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, JSONs) and print it")
     parser.add_argument("--out", type=Path, default=RESULTS / "cpu_budget.json")
     args = parser.parse_args(argv)
@@ -305,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     after.make_shim(work)
     trees = [after]
     if not args.no_before:
-        before = Tree("before", extract_before(args.before_ref, work / "before"))
+        before = Tree("before", extract_before(args.before_ref, work / "before"),
+                      ",raw" if args.before_raw else "")
         before.make_shim(work)
         trees = [before, after]
     warm_s = {t.label: round(warm_cache(t, cifar, work), 1) for t in trees} if any(s.cifar for s in scenarios) else {}
@@ -325,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "cpu_budget", "machine": machine_info(), "cpu_count": os.cpu_count(),
         "before_ref": None if args.no_before else args.before_ref,
+        "before_spec_options": None if args.no_before else before.spec_options,
         "before_commit": None if args.no_before else subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", args.before_ref], capture_output=True, text=True).stdout.strip(),
         "after_commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
