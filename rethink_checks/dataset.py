@@ -7,8 +7,8 @@ and what was expected (:class:`~rethink_checks.errors.DataError`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
