@@ -315,12 +315,3 @@ def read_options(config: pytest.Config) -> PluginOptions:
     fails = config.getoption("rethink_compare_fail") or config.getini("rethink_compare_fail") or []
     result.compare_fail = tuple(str(f).strip() for f in fails if str(f).strip())
     return result
-
-
-def validate_checks(names: tuple[str, ...], known: list[str], source: str) -> tuple[str, ...]:
-    """``names`` if every one is a known check, else a usage error listing the known ones."""
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise pytest.UsageError(f"{source}: unknown check(s) {', '.join(map(repr, unknown))}; "
-                                f"allowed: {', '.join(known)}")
-    return tuple(dict.fromkeys(names))

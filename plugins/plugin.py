@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import hosts, items, options, terminal, workers, zero_code
+from . import collect, hosts, options, running, terminal, workers, zero_code
 from .session import RethinkSession
 from .state import STATE_KEY, RethinkState, get_state
 
@@ -24,9 +24,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _known_checks() -> list[str]:
-    from rethink_checks.checks import CHECKS
+    from rethink_checks.checks.registry import names
 
-    return list(CHECKS)
+    return list(names())
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -34,11 +34,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``--dist loadgroup``: one scope per rethink model (plugins/scheduling.py); else xdist's."""
     if config.getvalue("dist") != "loadgroup":
         return None
-    from rethink_checks.settings import CHECK_NAMES
+    from rethink_checks.checks.registry import names
 
     from .scheduling import ModelGroupScheduling
 
-    return ModelGroupScheduling(config, log, checks=CHECK_NAMES)
+    return ModelGroupScheduling(config, log, checks=names())
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -51,20 +51,21 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None and workers.pins_gpu(opts.get("device", "auto")):
         workers.pin_worker_gpu(workerinput)  # before anything initialises CUDA here
     known = _known_checks()
-    for source, names in (("--rethink-checks", opts.cli.get("checks")),
-                          ("ini option rethink_checks", opts.ini.get("checks"))):
-        if names:
-            options.validate_checks(names, known, source)
-    from rethink_checks.checks import CheckSettings
+    from rethink_checks.checks.registry import validate_names
     from rethink_checks.errors import RethinkError
+    from rethink_checks.layers import validate_layer
     from rethink_checks.report import parse_compare_fail
 
     ini, cli = opts.settings_layers()
-    for source, layer in (("ini", ini), ("command line", {**ini, **cli})):
-        try:
-            CheckSettings.from_mapping(layer)
-        except RethinkError as exc:
-            raise pytest.UsageError(f"rethink settings from the {source}: {exc}") from None
+    try:  # the same validation as every other layer's (rethink_checks.layers)
+        for source, checks, layer in (("ini option rethink_checks", opts.ini.get("checks"), ini),
+                                      ("--rethink-checks", opts.cli.get("checks"), cli)):
+            if checks:
+                validate_names(checks, source)
+        validate_layer("rethink settings from the ini", ini)
+        validate_layer("rethink settings from the command line", cli)
+    except RethinkError as exc:
+        raise pytest.UsageError(str(exc)) from None
     for expr in opts.compare_fail:
         try:
             parse_compare_fail(expr)
@@ -93,9 +94,9 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: object) -> Any:
     state = get_state(collector.config)
     if state is None:
         return None
-    checks = items.module_checks(collector, state.cli_checks, state.ini_checks,
-                                 tuple(state.known_checks), state.known_checks)
-    made = items.collect(collector, checks)
+    checks = collect.module_checks(collector, state.cli_checks, state.ini_checks,
+                                   tuple(state.known_checks))
+    made = collect.collect(collector, checks)
     state.generated += len(made)
     return made
 
@@ -110,7 +111,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    items.parametrize(metafunc)
+    collect.parametrize(metafunc)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -134,9 +135,9 @@ def _rethink_result(request: pytest.FixtureRequest, rethink_check: str, rethink_
     state = get_state(request.config)
     if state is None:
         pytest.skip("rethink checks run only with --rethink")
-    info = request.node.stash[items.ITEM_KEY]
+    info = request.node.stash[collect.ITEM_KEY]
     progress = terminal.progress_printer(request.config, state, info.model, rethink_check)
-    return items.run_item(request, state, rethink_check, rethink_model, rethink_data,
+    return running.run_item(request, state, rethink_check, rethink_model, rethink_data,
                           rethink_config, progress)
 
 
@@ -146,9 +147,9 @@ def _rethink_result(request: pytest.FixtureRequest, rethink_check: str, rethink_
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     state = get_state(item.config)
-    if items.ITEM_KEY in item.stash and state is not None:
+    if collect.ITEM_KEY in item.stash and state is not None:
         report = outcome.get_result()
-        items.annotate_report(item, call, report)
+        running.annotate_report(item, call, report)
         if getattr(report, "rethink", None) is not None:  # where it ran: host, GPU, local rank
             place, info = hosts.item_machine(state, getattr(item.config, "workerinput", None))
             report.rethink["machine"] = place

@@ -18,13 +18,18 @@ import pytest
 from . import survival
 from .state import RethinkState
 
-FIGURE_RUNS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+
+def figure_runs() -> tuple[str, ...]:
+    """The runs of Figure 1a, in the paper's order (the randomizations' registry)."""
+    from rethink_checks.randomizations import FIGURE1
+
+    return FIGURE1
 
 
 def add_entry(state: RethinkState, report: pytest.TestReport) -> None:
     """Keep a report's rethink entry, keyed by node id (without xdist's ``@group`` suffix)."""
     entry = dict(report.rethink)  # type: ignore[attr-defined]
-    nodeid = report.nodeid.split("@rethink:", 1)[0]
+    nodeid = survival.plain_id(report.nodeid)
     entry["nodeid"] = nodeid
     gateway = getattr(getattr(report, "node", None), "gateway", None)
     entry["worker"] = getattr(gateway, "id", None)
@@ -36,11 +41,19 @@ def add_entry(state: RethinkState, report: pytest.TestReport) -> None:
 
 
 def session_settings(state: RethinkState) -> dict[str, Any]:
-    """The session-wide settings (ini and command line over the defaults), as JSON."""
-    from rethink_checks.checks import CheckSettings
+    """The session's layered defaults, as JSON: package < default data's < ini < command line.
+
+    Only a default: each item's entry records the settings it ran with (its data, marker and
+    ``rethink_config`` layers on top). The default data's layer is there once this process
+    read that data.
+    """
+    from rethink_checks.layers import layered
 
     ini, cli = state.options.settings_layers()
-    return CheckSettings.from_mapping({**ini, **cli}).to_dict()
+    data = state.data_memo.by_key.get(state.data_default) if state.data_memo is not None else None
+    layers = ["package"] + ([f"data:{state.data_default}"] if data is not None else []) + [
+        "ini", "command line"]
+    return {"layers": layers, **layered(data, ini=ini, cli=cli).settings.to_dict()}
 
 
 def document(state: RethinkState, interrupted: dict[str, Any] | None,
@@ -65,9 +78,9 @@ def document(state: RethinkState, interrupted: dict[str, Any] | None,
               "options": {**state.options.ini, **state.options.cli},
               "interrupted": interrupted is not None}
     status = "running" if running else "interrupted" if interrupted else "finished"
-    return session_document(state.ordered_entries(), settings, seed=settings.get("seed"),
+    return session_document(state.ordered_entries(), None, seed=settings.get("seed"),
                             data=state.data_default, machine=state.machine,
-                            extra={"plugin": plugin, "status": status,
+                            extra={"layered_defaults": settings, "plugin": plugin, "status": status,
                                    "interrupted": interrupted,
                                    "machines": dict(state.machines)})
 
@@ -105,7 +118,7 @@ def write_plots(state: RethinkState, out_dir: Path) -> list[Path]:
     for entry in state.ordered_entries():
         slot = models.setdefault(entry["model"], {"runs": {}, "rows": []})
         for name, curves in (entry.get("curves") or {}).items():
-            if name in FIGURE_RUNS and curves:
+            if name in figure_runs() and curves:
                 slot["runs"].setdefault(name, {"curves": curves})
         slot["rows"] = slot["rows"] or (entry.get("tables") or {}).get("sweep") or []
     written: list[Path] = []

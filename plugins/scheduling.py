@@ -1,17 +1,18 @@
 """``--dist loadgroup`` that keeps each model's items on one worker: pytest-xdist's own
 ``LoadGroupScheduling`` with the group read from a rethink item's node id.
 
-The items carry ``xdist_group`` marks, but with pytest 9.2 and pytest-xdist 3.8 those marks
-no longer reach the node ids the scheduler groups by, so ``loadgroup`` behaved like ``load``
-and a model's items could land on two workers, each training the fits the other had cached.
-Here a rethink item's scope is its model (module plus fixture parameter), every other test
-keeps xdist's rule. Imported only when xdist asks for a scheduler.
+xdist's ``xdist_group`` marks no longer reach the node ids the scheduler groups by (pytest 9.2,
+pytest-xdist 3.8), so the plugin adds none: a rethink item's scope is its model (module plus
+fixture parameter, read with :meth:`.item_id.ItemId.parse`), every other test keeps xdist's
+rule. Imported only when xdist asks for a scheduler.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from xdist.scheduler import LoadGroupScheduling
+
+from .item_id import ItemId
 
 __all__ = ["ModelGroupScheduling", "model_group"]
 
@@ -22,13 +23,10 @@ def model_group(nodeid: str, checks: tuple[str, ...]) -> str | None:
     ``mod.py::rethink[random_labels-mlp1x512]`` and ``mod.py::rethink[slowdown-mlp1x512]``
     share ``rethink:mod.py[mlp1x512]``; ``mod.py::rethink[true_labels]`` is ``rethink:mod.py``.
     """
-    module, sep, ident = nodeid.rpartition("::rethink[")
-    if not sep or not ident.endswith("]"):
+    if "@" in nodeid:  # an xdist_group suffix of the test's own: xdist's rule
         return None
-    check, _, param = ident[:-1].partition("-")
-    if check not in checks:
-        return None
-    return f"rethink:{module}" + (f"[{param}]" if param else "")
+    item = ItemId.parse(nodeid, checks)
+    return None if item is None else f"rethink:{item.model_key}"
 
 
 class ModelGroupScheduling(LoadGroupScheduling):

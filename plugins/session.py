@@ -116,7 +116,7 @@ class RethinkSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        self.state.generated = max(self.state.generated, sum("::rethink[" in i for i in ids))
+        self.state.generated = max(self.state.generated, sum(survival.is_rethink_id(i) for i in ids))
         self.state.collected |= {survival.plain_id(i) for i in ids if survival.is_rethink_id(i)}
 
     @pytest.hookimpl(optionalhook=True)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import PurePosixPath
 from types import FrameType
 from typing import Any, Callable
+
+from .item_id import ItemId
 
 #: While the session runs the document says this: a file left like that was killed outright.
 RUNNING = {"by": "unfinished",
@@ -118,23 +119,21 @@ def interruption(record: dict[str, Any] | None, exitstatus: int, session: Any,
 def crash_entry(nodeid: str, known_checks: list[str], message: str,
                 make_entry: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """The JSON entry of an item whose xdist worker died under it (no result, the crash message)."""
-    path, _, rest = nodeid.partition("::")
-    ident = rest[len("rethink["):-1] if rest.startswith("rethink[") and rest.endswith("]") else rest
-    check = max((c for c in known_checks if ident == c or ident.startswith(c + "-")),
-                key=len, default=ident.split("-", 1)[0])
-    param = ident[len(check) + 1:]
-    suffix = f"[{param}]" if param else ""
-    entry = make_entry(nodeid, PurePosixPath(path).stem + suffix, check, "crashed", None, message)
-    entry["model_key"] = path + suffix
+    item = ItemId.parse(nodeid, known_checks)
+    if item is None:  # not a known check's id: keep what the id says
+        path, _, rest = nodeid.partition("::")
+        item = ItemId(path, rest.removeprefix("rethink[").removesuffix("]"))
+    entry = make_entry(nodeid, item.model, item.check, "crashed", None, message)
+    entry["model_key"] = item.model_key
     entry["settings"] = None
     return entry
 
 
 def is_rethink_id(nodeid: str) -> bool:
     """Whether a node id is a generated rethink item (``path::rethink[...]``)."""
-    return "::rethink[" in nodeid
+    return ItemId.is_item(nodeid)
 
 
 def plain_id(nodeid: str) -> str:
     """The node id without xdist's ``@group`` suffix (``--dist loadgroup``)."""
-    return nodeid.split("@rethink:", 1)[0]
+    return ItemId.plain(nodeid)

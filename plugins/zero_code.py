@@ -6,7 +6,7 @@ torchvision models take), ``pkg.module:attr`` or ``path/to/file.py:attr`` (a fac
 ``nn.Module`` class taking ``input_shape`` / ``num_classes`` / ``vocab_size`` keywords, or a
 module: the same rules as a ``rethink_model`` fixture's value). Each spec becomes a
 synthetic module node ``rethink-model::SPEC`` under the session, holding a ``rethink_model``
-fixture, and is collected by the same machinery as a test module (:func:`items.collect`),
+fixture, and is collected by the same machinery as a test module (:func:`collect.collect`),
 so every option applies. The controller resolves each spec at configure time and builds it
 once on the ``--rethink-data`` data (one forward pass of two examples): a spec that cannot be
 imported or built is a ``pytest.UsageError`` naming the spec and the error.
@@ -138,7 +138,7 @@ def trial_build(spec: str, obj: Any, dataset: Any) -> None:
     """Build the model for ``dataset`` and run two examples through it; UsageError on failure."""
     import torch
 
-    from .items import model_factory
+    from rethink_checks.factories import model_factory
 
     try:
         model = model_factory(obj, dataset.input_shape, dataset.num_classes,

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import DataError
-from .results import CheckResult, FitResult, key_metric, table_summary
+from .results import CheckResult, FitResult, fitted, key_metric, table_summary
 from .run_cache import RunCache, run_key
 from .dataset import require_training_examples
 
@@ -104,7 +104,7 @@ def _fit_at(n: int, model_factory: Callable, data: Any, config: Any, seed: int) 
 
 
 def _row(n: int, run: FitResult, threshold: float, reused: bool) -> dict[str, Any]:
-    return {"n": n, "fitted": bool(run.train_accuracy >= threshold and not run.diverged),
+    return {"n": n, "fitted": fitted(run, threshold),
             "train_accuracy": float(run.train_accuracy), "epochs": int(run.epochs),
             "epochs_to_fit": run.epochs_to_fit, "stop_reason": run.stop_reason,
             "seconds": round(float(run.total_seconds), 4), "reused": reused}

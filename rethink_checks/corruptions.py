@@ -28,6 +28,8 @@ from typing import Any
 import torch
 
 from .errors import DataError, InputTypeError, NotApplicable
+from .randomizations import LABEL_MODES, RANDOMIZATIONS
+from .randomizations import get as randomization
 from .seeding import check_seed as _check_seed
 from .seeding import derive_seed
 from .seeding import generator as _generator
@@ -39,12 +41,7 @@ __all__ = [
     "CorruptLabels", "RandomLabels", "ShufflePixels", "RandomPixels", "GaussianNoise",
 ]
 
-#: Names of the randomizations, in the paper's order.
-RANDOMIZATIONS = ("true_labels", "partial_labels", "random_labels",
-                  "shuffled_pixels", "random_pixels", "gaussian")
-#: Label corruption modes: the paper's (uniform over all K classes) and Nakkiran et al.'s.
-LABEL_MODES = ("paper", "wrong_class")
-_LABEL_NAMES = ("true_labels", "partial_labels", "random_labels")
+_LABEL_NAMES = tuple(name for name in RANDOMIZATIONS if randomization(name).changes == "labels")
 
 
 #: Former name of :class:`~rethink_checks.errors.InputTypeError`, kept importable.
@@ -367,8 +364,7 @@ class CorruptionSpec:
     per_channel: bool = True
 
     def __post_init__(self) -> None:
-        if self.name not in RANDOMIZATIONS:
-            raise DataError(f"name must be one of {RANDOMIZATIONS}, got {self.name!r}")
+        randomization(self.name)  # an unknown name: DataError naming the allowed ones
         object.__setattr__(self, "seed", _check_seed(self.seed))  # numpy ints -> int (JSON)
         _check_mode(self.mode)
         for flag in ("corrupt_test_labels", "per_channel"):
@@ -377,17 +373,16 @@ class CorruptionSpec:
         object.__setattr__(self, "p", self._resolve_p())
 
     def _resolve_p(self) -> float | None:
-        fixed = {"true_labels": 0.0, "random_labels": 1.0}
-        if self.name == "partial_labels":
+        entry = randomization(self.name)
+        if entry.takes_p:
             if self.p is None:
-                raise DataError("p is required for partial_labels: a probability in [0, 1], "
-                                "got None")
+                raise DataError(f"p is required for {self.name}: a probability in [0, 1], got None")
             return _check_p(self.p)
-        if self.name in fixed:
-            if self.p is not None and _check_p(self.p) != fixed[self.name]:
-                raise DataError(f"p for {self.name} is fixed at {fixed[self.name]}, got "
+        if entry.fixed_p is not None:
+            if self.p is not None and _check_p(self.p) != entry.fixed_p:
+                raise DataError(f"p for {self.name} is fixed at {entry.fixed_p}, got "
                                 f"{self.p!r} (use partial_labels for other values)")
-            return fixed[self.name]
+            return entry.fixed_p
         if self.p is not None:
             raise DataError(f"p applies only to label randomizations; {self.name} takes "
                             f"p=None, got {self.p!r}")
@@ -410,39 +405,7 @@ class CorruptionSpec:
             raise DataError(f"dataset: train and test inputs must have the same shape per "
                             f"example, got train {train_shape} and test {test_shape}")
         test_seed = derive_seed(self.seed, "test")
-        if self.name in _LABEL_NAMES:
-            return self._apply_labels(dataset, test_seed)
-        if getattr(dataset, "kind", "image") != "image":
-            from .vectors import apply_to_vectors
-
-            return apply_to_vectors(self, dataset, test_seed)
-        _check_images(dataset.train_x, "dataset.train_x")
-        _check_images(dataset.test_x, "dataset.test_x")
-        if self.name == "shuffled_pixels":
-            perm = pixel_permutation(*train_shape[-2:], seed=self.seed)
-            return dataset.map_inputs(lambda x: _permute_positions(x, perm))
-        if self.name == "random_pixels":
-            return dataset.replace(train_x=random_pixels(dataset.train_x, seed=self.seed),
-                                   test_x=random_pixels(dataset.test_x, seed=test_seed))
-        mean, std = image_statistics(dataset.train_x, self.per_channel)
-        return dataset.replace(
-            train_x=gaussian_noise(dataset.train_x, seed=self.seed, mean=mean, std=std,
-                                   per_channel=self.per_channel),
-            test_x=gaussian_noise(dataset.test_x, seed=test_seed, mean=mean, std=std,
-                                  per_channel=self.per_channel))
-
-    def _apply_labels(self, dataset: Any, test_seed: int) -> Any:
-        if not self.changes_labels:
-            return dataset
-        k = dataset.num_classes
-        _check_labels(dataset.train_y, _check_num_classes(k), "dataset.train_y")
-        changes = {"train_y": corrupt_labels(dataset.train_y, self.p, k, seed=self.seed,
-                                             mode=self.mode)}
-        if self.corrupt_test_labels:
-            _check_labels(dataset.test_y, k, "dataset.test_y")
-            changes["test_y"] = corrupt_labels(dataset.test_y, self.p, k, seed=test_seed,
-                                               mode=self.mode)
-        return dataset.replace(**changes)
+        return randomization(self.name).apply(self, dataset, test_seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -469,3 +432,49 @@ class CorruptionSpec:
             parts.append("per-channel" if self.per_channel else "global")
         parts.append(f"seed={self.seed}")
         return f"{self.name}({', '.join(parts)})"
+
+
+# --------------------------------------------------------------------------- dataset transforms
+# The transforms of rethink_checks.randomizations' table for labels (every kind) and images:
+# (spec, dataset, test_seed) -> the randomized dataset.
+
+def relabel(spec: CorruptionSpec, dataset: Any, test_seed: int) -> Any:
+    """The label randomizations: each training label redrawn with probability ``spec.p``."""
+    if not spec.changes_labels:
+        return dataset
+    k = dataset.num_classes
+    _check_labels(dataset.train_y, _check_num_classes(k), "dataset.train_y")
+    changes = {"train_y": corrupt_labels(dataset.train_y, spec.p, k, seed=spec.seed, mode=spec.mode)}
+    if spec.corrupt_test_labels:
+        _check_labels(dataset.test_y, k, "dataset.test_y")
+        changes["test_y"] = corrupt_labels(dataset.test_y, spec.p, k, seed=test_seed, mode=spec.mode)
+    return dataset.replace(**changes)
+
+
+def _images(dataset: Any) -> Any:
+    _check_images(dataset.train_x, "dataset.train_x")
+    _check_images(dataset.test_x, "dataset.test_x")
+    return dataset
+
+
+def shuffle_image_dataset(spec: CorruptionSpec, dataset: Any, test_seed: int) -> Any:
+    """shuffled_pixels on images: one pixel permutation (from ``spec.seed``) for both splits."""
+    perm = pixel_permutation(*_images(dataset).train_x.shape[-2:], seed=spec.seed)
+    return dataset.map_inputs(lambda x: _permute_positions(x, perm))
+
+
+def random_image_dataset(spec: CorruptionSpec, dataset: Any, test_seed: int) -> Any:
+    """random_pixels on images: a permutation per image, test split from ``test_seed``."""
+    _images(dataset)
+    return dataset.replace(train_x=random_pixels(dataset.train_x, seed=spec.seed),
+                           test_x=random_pixels(dataset.test_x, seed=test_seed))
+
+
+def noise_image_dataset(spec: CorruptionSpec, dataset: Any, test_seed: int) -> Any:
+    """gaussian on images: noise with the training images' mean and std (per channel or not)."""
+    mean, std = image_statistics(_images(dataset).train_x, spec.per_channel)
+    return dataset.replace(
+        train_x=gaussian_noise(dataset.train_x, seed=spec.seed, mean=mean, std=std,
+                               per_channel=spec.per_channel),
+        test_x=gaussian_noise(dataset.test_x, seed=test_seed, mean=mean, std=std,
+                              per_channel=spec.per_channel))

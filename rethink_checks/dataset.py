@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 from .errors import DataError, InputTypeError
+from .randomizations import KINDS
 
 __all__ = ["Dataset", "KINDS", "infer_kind", "from_tensors", "from_arrays", "require_training_examples"]
 
 
-#: Input kinds: images (N, C, H, W), feature vectors (N, D), token sequences (N, L) of integer ids.
-KINDS = ("image", "features", "tokens")
+# KINDS: images (N, C, H, W), feature vectors (N, D), token sequences (N, L) of integer ids
+# (the randomizations' table defines a transform per kind, so the list lives there).
 
 
 def infer_kind(x: torch.Tensor) -> str:

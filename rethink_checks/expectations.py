@@ -5,15 +5,15 @@ A DP-SGD or heavily regularized model must not memorize random labels; with
 and fails when it is met. The metrics stay as measured; ``expected`` ("met" / "not_met") and
 ``criterion_met`` are added and the message says which way was expected. With several seeds
 every seed must meet the expectation: for the checks judged seed by seed, "not met" passes
-only when no seed met the criterion; for the mean-judged ones (slowdown, partial_labels,
-regularizers) when the mean criterion is missed.
+only when no seed met the criterion; for the mean-judged ones (``Check.judged_on_means`` in the
+registry: slowdown, partial_labels, regularizers) when the mean criterion is missed.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from .results import CheckResult
-from .seeds import VERDICT_RULES, WORDS
+from .checks.registry import REGISTRY
 
 __all__ = ["apply_expectation"]
 
@@ -25,13 +25,14 @@ def apply_expectation(result: CheckResult, settings: Any) -> CheckResult:
         return result
     met = bool(result.passed)
     seeds_met = result.metrics.get("seeds_passed")
-    word = WORDS.get(result.check, "met")
+    check = REGISTRY.get(result.check)
+    word = (check.word if check is not None else None) or "met"
     result.metrics["expected"] = want
     result.metrics["criterion_met"] = met
     if want == "met":
         result.message = f"expected {word}: {result.message}"
         return result
-    if seeds_met is not None and result.check not in VERDICT_RULES:
+    if seeds_met is not None and not (check is not None and check.judged_on_means):
         passed = seeds_met == 0  # every seed must miss the criterion
     else:
         passed = not met

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .results import FitResult
+from .results import FitResult, fitted
 from .run_cache import RunCache, run_key
 from .settings import CheckSettings
 
@@ -139,7 +139,7 @@ def num_classes(data: "Dataset") -> int:
 
 def run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
     return {
-        "fitted": bool(run.train_accuracy >= threshold and not run.diverged),
+        "fitted": fitted(run, threshold),
         "threshold": threshold,
         "train_accuracy": run.train_accuracy,
         "test_accuracy": run.test_accuracy,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RethinkError
+from .randomizations import FIGURE1
 from .results import FitResult
 
 __all__ = ["PlotsUnavailable", "plot_loss_curves", "plot_relative_time", "plot_test_error",
@@ -20,7 +21,7 @@ __all__ = ["PlotsUnavailable", "plot_loss_curves", "plot_relative_time", "plot_t
 FIGURE1_FILES = ("figure1a_loss.png", "figure1b_relative_time.png", "figure1c_test_error.png")
 INSTALL_HINT = "pip install 'rethink-checks[plots]'"
 # the paper's order of randomizations in Figure 1a
-_ORDER = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+_ORDER = FIGURE1
 
 
 class PlotsUnavailable(RethinkError, ImportError):

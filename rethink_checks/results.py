@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-__all__ = ["FitResult", "CheckResult", "table_summary", "key_metric"]
+__all__ = ["FitResult", "CheckResult", "table_summary", "key_metric", "fitted"]
 
 
 @dataclass
@@ -124,3 +124,9 @@ def table_summary(*, train: float | None = None, test: float | None = None,
     ``None`` leaves a column empty; ``key`` holds :func:`key_metric` entries.
     """
     return {"train": train, "test": test, "epochs": epochs, "key": [dict(k) for k in key]}
+
+
+def fitted(run: FitResult, threshold: float) -> bool:
+    """Whether ``run`` reached train accuracy ``threshold`` without diverging: the one test every
+    check, the capacity search and the run metrics use for "fitted" (and "memorized")."""
+    return bool(run.train_accuracy >= threshold and not run.diverged)

@@ -2,7 +2,7 @@
 
 Seed ``i`` of ``n`` (``CheckSettings.seeds``) is :func:`seed_for`: the base ``seed`` itself for
 ``i = 0`` (so seed 0 of a 3-seed run is the 1-seed run, and shares its cached fits) and
-``corruptions.derive_seed(seed, "repeat:i") % 1_000_000`` after. The seed sets everything random in a fit:
+``seeding.derive_seed(seed, "repeat:i") % 1_000_000`` after. The seed sets everything random in a fit:
 the training subset (``train_size``), the initialization, the batch order and augmentation,
 and the corruption draw (labels, pixel permutation, noise). Every seed's fits go through the
 same run cache, so ``slowdown`` reuses each seed's memorization fits.
@@ -11,8 +11,9 @@ Aggregation (:func:`aggregate`): a numeric metric becomes the mean over seeds wi
 ``<m>.std`` (sample, ddof=1), ``<m>.ci_low`` and ``<m>.ci_high`` (95%, Student t, see
 :mod:`rethink_checks.stats`), and ``<m>.n`` when fewer seeds than all had a value; a boolean
 becomes "every seed" with ``<m>.count`` (how many were true); a string the common value, or
-the distinct values joined by ``|``. ``tables["seeds"]`` holds one row per seed. The verdict
-rules per check are in :data:`VERDICT_RULES` and docs/checks.md.
+the distinct values joined by ``|``. ``tables["seeds"]`` holds one row per seed. How a check's
+seeds make one verdict is its registry entry's (``Check.judged_on_means``, ``Check.over_seeds``;
+docs/checks.md): its own ``judge`` on the means, or every seed passes.
 """
 from __future__ import annotations
 
@@ -20,32 +21,19 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .checks.base import Check
+from .checks.registry import get
 from .results import CheckResult, key_metric, table_summary
 from .stats import interval
 
-__all__ = ["seed_for", "seed_settings", "run_seeds", "aggregate", "VERDICT_RULES", "WORDS"]
-
-#: how each check turns its seeds into one verdict (the rest: every seed passes)
-VERDICT_RULES = {
-    "slowdown": "every seed fits every randomization and the mean ratio of each randomization "
-                "is <= max_slowdown",
-    "partial_labels": "every level fits in every seed and the mean test error never falls by "
-                      "more than error_tolerance as p grows",
-    "regularizers": "every seed fits without regularizers and the mean gain is <= "
-                    "max_regularizer_gain",
-}
-_EVERY_SEED = "every seed passes"
-
-#: the word for "criterion met" in messages, per check
-WORDS = {"true_labels": "fitted", "random_labels": "memorized", "shuffled_pixels": "memorized",
-         "random_pixels": "memorized", "gaussian": "memorized", "partial_labels": "fitted"}
+__all__ = ["seed_for", "seed_settings", "run_seeds", "aggregate", "aggregate_metrics"]
 
 
 def seed_for(base: int, i: int) -> int:
     """Seed ``i`` of a repeated check: ``base`` for i = 0, else derived from base and i."""
     if i == 0:
         return int(base)
-    from .corruptions import derive_seed
+    from .seeding import derive_seed
 
     return derive_seed(int(base), f"repeat:{i}") % 1_000_000  # short enough to read in a table
 
@@ -56,12 +44,11 @@ def seed_settings(settings: Any, seed: int) -> Any:
                                fit=dataclasses.replace(settings.fit, seed=seed))
 
 
-def run_seeds(check: Callable[..., CheckResult], name: str, model_factory: Callable, data: Any,
-              settings: Any, cache: Any) -> CheckResult:
+def run_seeds(check: Check, model_factory: Callable, data: Any, settings: Any, cache: Any) -> CheckResult:
     """Run ``check`` once per seed (``settings.seeds`` of them) and aggregate the results."""
     seeds = [seed_for(settings.seed, i) for i in range(settings.seeds)]
-    results = [check(model_factory, data, seed_settings(settings, s), cache) for s in seeds]
-    return aggregate(name, results, seeds, settings)
+    results = [check.run(model_factory, data, seed_settings(settings, s), cache) for s in seeds]
+    return aggregate(check.name, results, seeds, settings)
 
 
 # ---------------------------------------------------------------- aggregation
@@ -100,123 +87,69 @@ def _half(metrics: dict[str, Any], name: str) -> float | None:
     return None if high is None or mean is None else high - mean
 
 
-def _seed_rows(name: str, results: Sequence[CheckResult], seeds: Sequence[int]) -> list[dict]:
-    keys = ("train_accuracy", "test_accuracy", "epochs_to_fit", "slowdown.max", "gain", "auc", "n_star")
+def _seed_rows(check: Check, results: Sequence[CheckResult], seeds: Sequence[int]) -> list[dict]:
     return [{"seed": s, "passed": r.passed,
-             **{k: r.metrics[k] for k in keys if k in r.metrics}, "message": r.message}
+             **{k: r.metrics[k] for k in check.seed_columns if k in r.metrics}, "message": r.message}
             for s, r in zip(seeds, results)]
 
 
 def aggregate(name: str, results: Sequence[CheckResult], seeds: Sequence[int],
               settings: Any) -> CheckResult:
-    """One CheckResult from a check's per-seed results (see the module docstring)."""
+    """One CheckResult from a check's per-seed results (see the module docstring).
+
+    The verdict is the check's own ``judge`` on the means when the registry says it is judged
+    on means (``Check.judged_on_means``), else every seed must pass.
+    """
+    check = get(name)
     n = len(results)
     metrics = aggregate_metrics([r.metrics for r in results])
     passed_count = sum(r.passed for r in results)
     metrics.update(seeds=n, seeds_passed=passed_count)
-    passed, problems = _verdict(name, results, seeds, metrics, settings)
+    if check.derive is not None:
+        check.derive(metrics)
+    verdict = check.judged(metrics, settings) if check.judged_on_means else None
+    passed = verdict.passed if verdict is not None else passed_count == n
     runs = {f"{key}@seed={s}": run for s, r in zip(seeds, results) for key, run in r.runs.items()}
-    tables = {"seeds": _seed_rows(name, results, seeds)}
+    tables = {"seeds": _seed_rows(check, results, seeds)}
     for key in dict.fromkeys(k for r in results for k in r.tables):
         tables[key] = [{"seed": s, **row} for s, r in zip(seeds, results)
                        for row in r.tables.get(key, [])]
-    rule = VERDICT_RULES.get(name, _EVERY_SEED)
-    criterion = f"{results[0].criterion}; over {n} seeds: {rule}"
-    word = WORDS.get(name, "passed")
-    message = f"{passed_count} of {n} seeds {word}"
-    if problems:
-        message += "; " + "; ".join(problems)
+    criterion = f"{results[0].criterion}; over {n} seeds: {check.over_seeds}"
+    message = f"{passed_count} of {n} seeds {check.word or 'passed'}"
+    if verdict is not None and not verdict.passed:
+        message += "; " + verdict.text
     elif not passed:
         s, failing = next((s, r) for s, r in zip(seeds, results) if not r.passed)
         message += f"; seed {s}: {failing.message}"
     else:
-        message += _means_text(metrics)
+        message += _means_text(check, metrics)
     summary = _summary(results, metrics)
-    if name == "slowdown":  # the judged value: the worst mean ratio, not a mean of per-seed worsts
-        worst = metrics.get("slowdown.max")
-        summary["key"] = [] if worst is None else [
-            {**key_metric("slowdown", worst, "{:.2f}x"), "pm": _half(metrics, "slowdown.max")}]
+    if check.key_from_means and check.key_metric:  # the judged value, not a mean of seeds' values
+        value = metrics.get(check.key_metric)
+        shown = next((r.summary["key"][0] for r in results if r.summary.get("key")), None)
+        summary["key"] = [] if value is None or shown is None else [
+            {**key_metric(shown["label"], value, shown.get("format", "{}")),
+             "pm": _half(metrics, check.key_metric)}]
     return CheckResult(name, passed, criterion, message, metrics, tables=tables, runs=runs,
                        summary=summary)
 
 
-def _means_text(metrics: dict[str, Any]) -> str:
+def _means_text(check: Check, metrics: dict[str, Any]) -> str:
     """``; epochs_to_fit mean 12.3 (95% CI 10.1..14.5)`` for the metrics a passing check shows."""
-    shown = [k for k in ("auc", "n_star", "epochs_to_fit", "test_accuracy", "gain")
-             if metrics.get(k) is not None]
-    shown += sorted(k for k in metrics if k.startswith("slowdown.") and k.count(".") == 1
-                    and k != "slowdown.max" and metrics[k] is not None)
+    shown: list[str] = []
+    for col in check.mean_columns:
+        if col.endswith(".*"):  # every <prefix>.<name> but the key metric
+            prefix = col[:-1]
+            shown += sorted(k for k in metrics if k.startswith(prefix) and k.count(".") == 1
+                            and k != check.key_metric and metrics[k] is not None)
+        elif metrics.get(col) is not None:
+            shown.append(col)
     return "".join(f"; {k} mean {metrics[k]:.4g} (95% CI {_ci(metrics, k, '.4g')})" for k in shown)
-
-
-def _verdict(name: str, results: Sequence[CheckResult], seeds: Sequence[int],
-             metrics: dict[str, Any], settings: Any) -> tuple[bool, list[str]]:
-    """The check's verdict over seeds and, for the mean-judged checks, what failed."""
-    if name == "slowdown":
-        return _slowdown_verdict(results, seeds, metrics, settings)
-    if name == "partial_labels":
-        return _partial_verdict(metrics, settings)
-    if name == "regularizers":
-        problems = []
-        if not metrics.get("fitted_without"):
-            problems.append(f"without regularizers {metrics.get('fitted_without.count', 0)} of "
-                            f"{len(results)} seeds fit")
-        gain = metrics.get("gain")
-        if gain is not None and gain > settings.max_regularizer_gain:
-            problems.append(f"removing the regularizers costs {gain:.4f} test accuracy on mean "
-                            f"(95% CI {_ci(metrics, 'gain')}; > {settings.max_regularizer_gain})")
-        return not problems, problems
-    return all(r.passed for r in results), []
 
 
 def _ci(metrics: dict[str, Any], name: str, spec: str = ".4f") -> str:
     low, high = metrics.get(f"{name}.ci_low"), metrics.get(f"{name}.ci_high")
     return "n/a" if low is None else f"{format(low, spec)}..{format(high, spec)}"
-
-
-def _slowdown_verdict(results: Sequence[CheckResult], seeds: Sequence[int],
-                      metrics: dict[str, Any], settings: Any) -> tuple[bool, list[str]]:
-    problems = []
-    names = [k.split(".", 1)[1] for k in metrics
-             if k.startswith("slowdown.") and k.count(".") == 1 and k != "slowdown.max"]
-    for s, r in zip(seeds, results):  # fits: every seed
-        unfitted = [row["randomization"] for row in r.tables.get("slowdown", [])
-                    if row.get("fitted") is False]
-        if unfitted or not r.metrics.get("fitted.true_labels", True) \
-                or r.metrics.get("epochs_to_fit.true_labels") is None:
-            problems.append(f"seed {s}: {r.message}")
-    worst, worst_name = None, None
-    for rnd in names:
-        mean = metrics.get(f"slowdown.{rnd}")
-        if mean is None:
-            continue
-        if worst is None or mean > worst:
-            worst, worst_name = mean, rnd
-        if mean > settings.max_slowdown:
-            problems.append(f"{rnd}: mean {mean:.2f}x slower than true labels (95% CI "
-                            f"{_ci(metrics, f'slowdown.{rnd}', '.2f')}; > {settings.max_slowdown})")
-    metrics["slowdown.max"] = worst
-    for suffix in ("std", "ci_low", "ci_high"):
-        metrics[f"slowdown.max.{suffix}"] = (metrics.get(f"slowdown.{worst_name}.{suffix}")
-                                             if worst_name else None)
-    return not problems, list(dict.fromkeys(problems))
-
-
-def _partial_verdict(metrics: dict[str, Any], settings: Any) -> tuple[bool, list[str]]:
-    problems = []
-    levels = sorted({float(k.split("@", 1)[1]) for k in metrics
-                     if k.startswith("fitted@") and not k.endswith(".count")})
-    for p in levels:
-        if not metrics.get(f"fitted@{p:g}"):
-            problems.append(f"p={p:g} fitted in {metrics.get(f'fitted@{p:g}.count', 0)} of "
-                            f"{metrics['seeds']} seeds")
-    errors = [(p, metrics.get(f"test_error@{p:g}")) for p in levels]
-    errors = [(p, e) for p, e in errors if e is not None]
-    for (p0, e0), (p1, e1) in zip(errors, errors[1:]):
-        if e1 < e0 - settings.error_tolerance:
-            problems.append(f"mean test error fell from {e0:.4f} at p={p0:g} to {e1:.4f} at "
-                            f"p={p1:g} (tolerance {settings.error_tolerance})")
-    return not problems, problems
 
 
 def _summary(results: Sequence[CheckResult], metrics: dict[str, Any]) -> dict[str, Any]:

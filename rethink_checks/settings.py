@@ -7,7 +7,8 @@ integer >= 1") live in :mod:`rethink_checks.validation`. Importing this module n
 torch, so the plugin can read settings before any model exists. ``rethink_checks.training``
 and ``rethink_checks.checks`` re-export the public names.
 
-Renamed fields (old names still accepted for one release, with a ``DeprecationWarning``):
+Renamed fields (old names accepted until rethink-checks 0.2.0, ``validation.REMOVAL_VERSION``, with a
+``DeprecationWarning``):
 ``FitConfig.regularizers`` / ``remove_dropout`` / ``remove_batchnorm`` -> ``FitConfig.remove``;
 ``CheckSettings.regularizers`` -> ``ablated_regularizers``, ``CheckSettings.weight_decay`` ->
 ``ablation_weight_decay`` (they are the regularizers check's, not the fit's).
@@ -30,23 +31,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import validation as v
-from .errors import RethinkError, SettingsError
+from .errors import InputTypeError, RethinkError, SettingsError
+from .randomizations import LABEL_MODES, MEMORIZED
 
 __all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOVABLE",
-           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS", "CHECK_NAMES", "EXPECTATIONS",
-           "parse_expect"]
+           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS", "EXPECTATIONS",
+           "parse_expect", "fit_config"]
 
 REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")  # CheckSettings.ablated_regularizers
 REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment")     # FitConfig.remove ("all": every one)
 #: the randomizations (each also a check); CheckSettings.slowdown_randomizations draws from them
-RANDOMIZATIONS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
-LABEL_MODES = ("paper", "wrong_class")
+RANDOMIZATIONS = MEMORIZED
 CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
 PRECISIONS = ("auto", "fp32", "bf16")
-#: every check name (``checks.CHECKS`` keys; kept here so settings stay torch-free, a test pins it)
-CHECK_NAMES = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
-               "partial_labels", "slowdown", "regularizers", "capacity", "expressivity",
-               "memorization")
 #: CheckSettings.expect values -> "met" | "not_met" (the friendly spellings are aliases)
 EXPECTATIONS = {"met": "met", "not_met": "not_met", "memorized": "met",
                 "not_memorized": "not_met", "fitted": "met", "not_fitted": "not_met",
@@ -58,6 +55,7 @@ _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_reg
                    "min_memorization_auc", "slowdown_randomizations")
 # FitConfig fields a user mapping may not set: the checks own them
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
+_RENAMED_FIT_KEYS = ("regularizers", "remove_dropout", "remove_batchnorm")  # -> FitConfig.remove
 
 
 @dataclass
@@ -344,17 +342,22 @@ class CheckSettings:
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-_EXPECT_ALLOWED = (f"a mapping (or 'check=value, ...' text) of check names ({', '.join(CHECK_NAMES)}) "
-                   f"to {', '.join(EXPECTATIONS)}")
-
-
-def parse_expect(value: Any) -> dict[str, str]:
+def parse_expect(value: Any, names: tuple[str, ...] | None = None,
+                 where: str = "CheckSettings.expect") -> dict[str, str]:
     """``CheckSettings.expect`` in its canonical form ``{check: "met" | "not_met"}``.
 
     Takes a mapping or the ini / command-line text ``random_labels=not_memorized, gaussian=
-    not_memorized`` (a list of such entries too); names and values are validated.
+    not_memorized`` (a list of such entries too); values are validated, and check names too
+    when ``names`` (the check registry's) is given: :func:`rethink_checks.layers.validate_layer`
+    gives them for every layer and ``run_check`` for direct calls.
     """
+    allowed = (f"a mapping (or 'check=value, ...' text) of check names"
+               f"{' (' + ', '.join(names) + ')' if names else ''} to {', '.join(EXPECTATIONS)}")
     raw = value
+
+    def bad(note: str = "") -> SettingsError:
+        return SettingsError(f"{where}={raw!r} is invalid; allowed: {allowed}{note}")
+
     if isinstance(value, str):
         value = [value]
     if isinstance(value, (list, tuple)):
@@ -365,21 +368,38 @@ def parse_expect(value: Any) -> dict[str, str]:
                     continue
                 name, sep, want = part.partition("=") if "=" in part else part.partition(":")
                 if not sep:
-                    raise v.invalid("CheckSettings", "expect", raw, _EXPECT_ALLOWED)
+                    raise bad()
                 pairs[name.strip()] = want.strip()
         value = pairs
     if not isinstance(value, Mapping):
-        raise v.invalid("CheckSettings", "expect", raw, _EXPECT_ALLOWED)
+        raise bad()
     out = {}
     for name, want in value.items():
-        if name not in CHECK_NAMES:
-            raise v.invalid("CheckSettings", "expect", raw,
-                            f"{_EXPECT_ALLOWED} ({name!r} is not a check)")
+        if names is not None and name not in names:
+            raise bad(f" ({name!r} is not a check)")
         if not isinstance(want, str) or want.strip().lower() not in EXPECTATIONS:
-            raise v.invalid("CheckSettings", "expect", raw,
-                            f"{_EXPECT_ALLOWED} ({want!r} is not an expectation)")
+            raise bad(f" ({want!r} is not an expectation)")
         out[str(name)] = EXPECTATIONS[want.strip().lower()]
     return out
+
+
+def fit_config(data: Any, config: "FitConfig | None", overrides: Mapping[str, Any]) -> "FitConfig":
+    """What :func:`rethink_checks.fit` trains with: the fit's settings layers.
+
+    A FitConfig given is complete and used as is (keyword overrides on top); without one the
+    package's defaults < the data's fit defaults (``Dataset.fit_defaults``: batch 32 and 300
+    epochs on the digits) < the keyword overrides.
+    """
+    if config is not None and not isinstance(config, FitConfig):
+        raise InputTypeError(f"fit(config=...) must be a FitConfig or None; got {type(config).__name__}")
+    known = [f.name for f in dataclasses.fields(FitConfig)]
+    unknown = sorted(set(overrides) - set(known) - set(_RENAMED_FIT_KEYS))
+    if unknown:
+        raise InputTypeError(f"fit() got unknown setting(s) {unknown}; FitConfig fields are {known}")
+    if config is None:
+        defaults = dict(getattr(data, "fit_defaults", None) or {})
+        config = CheckSettings.from_mapping(defaults).fit
+    return dataclasses.replace(config, **overrides) if overrides else config  # old names warn
 
 
 def _level(x: Any) -> float:
@@ -427,7 +447,7 @@ def _fit_from_mapping(changes: Mapping[str, Any], fit: FitConfig) -> FitConfig:
         raise SettingsError(f"fit settings {changes}: {exc}") from exc
 
 
-# ---------------------------------------------------------------- renamed fields (one release)
+# ---------------------------------------------------------------- renamed fields (removed in 0.2.0)
 
 def _old_regularizers(values: dict[str, Any], old: Any) -> None:
     if old not in ("model", "none"):
@@ -480,7 +500,7 @@ def _accept_old_names(cls: type, owner: str, renames: Mapping[str, Callable], ne
 def _old_reader(owner: str, old: str, new: str, read: Callable[[Any], Any]) -> property:
     """A read-only attribute under the old name that warns and reads the new field."""
     def get(self: Any) -> Any:
-        warnings.warn(f"{owner}.{old} is deprecated and will be removed in the next release; use "
+        warnings.warn(f"{owner}.{old} is deprecated and will be removed in rethink-checks {v.REMOVAL_VERSION}; use "
                       f"{owner}.{new}", DeprecationWarning, stacklevel=2)
         return read(self)
     return property(get, doc=f"Deprecated: read {owner}.{new}.")

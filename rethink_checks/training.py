@@ -36,7 +36,7 @@ from .devices import cudnn_benchmark, device_name, oom_error, resolve_device
 from .errors import DataError, DeviceError, InputTypeError, ModelError
 from .example_record import ExampleRecord
 from .results import FitResult
-from .settings import FitConfig
+from .settings import FitConfig, fit_config
 from .evaluation import _accuracy, _auto_eval_batch, _correct, _evaluate_now, _test_due, _test_sample
 from .step import (_accepts_channels_last, _autocast, _is_conv2d, _Loop, _Placed, _probe, _Schedule,
                    lr_at, sgd_momentum_update)
@@ -65,7 +65,7 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
         config: FitConfig | None = None, **overrides: Any) -> FitResult:
     """Train a copy of the model on ``data`` until the full training set is fitted or a budget ends."""
     started = time.perf_counter()
-    config = _with_overrides(config or FitConfig(), overrides)
+    config = fit_config(data, config, overrides)  # the data's defaults < the overrides
     device = resolve_device(config.device)
     _check_dataset(data)
     devices = [device.index if device.index is not None else torch.cuda.current_device()] \
@@ -96,20 +96,6 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
 
 
 # ----------------------------------------------------------------------------- overrides and device
-
-def _with_overrides(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
-    """``config`` with keyword overrides applied; an unknown keyword names the allowed ones."""
-    if not isinstance(config, FitConfig):
-        raise InputTypeError(f"fit(config=...) must be a FitConfig or None; got {type(config).__name__}")
-    known = [f.name for f in dataclasses.fields(FitConfig)]
-    unknown = sorted(set(overrides) - set(known) - set(_RENAMED_FIT_KEYS))
-    if unknown:
-        raise InputTypeError(f"fit() got unknown setting(s) {unknown}; FitConfig fields are {known}")
-    return dataclasses.replace(config, **overrides) if overrides else config  # old names warn
-
-
-_RENAMED_FIT_KEYS = ("regularizers", "remove_dropout", "remove_batchnorm")  # -> FitConfig.remove
-
 
 # ----------------------------------------------------------------------------- model and data
 

@@ -18,6 +18,9 @@ from .errors import SettingsError
 __all__ = ["invalid", "number", "fraction", "integer", "choice", "as_bool", "as_tuple",
            "coerce", "jsonable", "rename_old_keys"]
 
+#: the release that drops the renamed settings keys (deprecated in 0.1; docs/checks.md)
+REMOVAL_VERSION = "0.2.0"
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -140,7 +143,7 @@ def rename_old_keys(owner: str, values: dict[str, Any],
     for old, translate in renames.items():
         if old in values:
             old_value = values.pop(old)
-            warnings.warn(f"{owner}.{old} is deprecated and will be removed in the next release; "
+            warnings.warn(f"{owner}.{old} is deprecated and will be removed in rethink-checks {REMOVAL_VERSION}; "
                           f"use {owner}.{new_names[old]}", DeprecationWarning, stacklevel=stacklevel)
             translate(values, old_value)
     return values

@@ -19,7 +19,7 @@ gaussian           per-feature Gaussian noise with the    uniform random ids fro
 Like :mod:`rethink_checks.corruptions` every function takes one example (rank 1) or a batch
 (rank 2), draws from a fresh seeded CPU generator (never the global RNG), returns a new
 tensor with the input's dtype and device, and never mutates its input. A permutation of a
-single position (D or L == 1) changes nothing, so :func:`apply_to_vectors` raises
+single position (D or L == 1) changes nothing, so :mod:`rethink_checks.randomizations` raises
 :class:`~rethink_checks.errors.NotApplicable` for it instead of training on a no-op.
 """
 from __future__ import annotations
@@ -29,12 +29,13 @@ from typing import Any
 
 import torch
 
-from .errors import DataError, InputTypeError, NotApplicable
+from .errors import DataError, InputTypeError
 from .seeding import check_seed as _check_seed
 from .seeding import generator as _generator
 
 __all__ = ["position_permutation", "shuffle_positions", "random_positions", "feature_statistics",
-           "feature_noise", "token_vocabulary", "random_tokens", "apply_to_vectors"]
+           "feature_noise", "token_vocabulary", "random_tokens", "shuffle_vector_dataset",
+           "random_vector_dataset", "random_token_dataset", "noise_feature_dataset"]
 
 
 def _check_rows(x: Any, arg: str, integer: bool | None = None) -> torch.Tensor:
@@ -179,36 +180,46 @@ def random_tokens(tokens: torch.Tensor, *, seed: int, vocabulary: Any = None) ->
 
 # --------------------------------------------------------------------------- datasets
 
-_WHAT = {"features": "feature", "tokens": "token position"}
-
-
-def apply_to_vectors(spec: Any, dataset: Any, test_seed: int) -> Any:
-    """``spec`` (an input randomization) applied to a features or tokens ``dataset``, both splits.
-
-    Raises :class:`NotApplicable` for a permutation of a single position (D or L == 1).
-    """
+def _rows(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both splits of a features or tokens ``dataset``, validated as batches (N, D) / (N, L)."""
     kind = dataset.kind
-    tx, vx = dataset.train_x, dataset.test_x
-    for arg, x in (("dataset.train_x", tx), ("dataset.test_x", vx)):
+    for arg, x in (("dataset.train_x", dataset.train_x), ("dataset.test_x", dataset.test_x)):
         _check_rows(x, arg, integer=kind == "tokens")
         if x.dim() != 2:
             raise DataError(f"{arg} must be a batch (N, {'D' if kind == 'features' else 'L'}) for kind="
                             f"{kind!r}, got shape {tuple(x.shape)}")
-    length = tx.shape[1]
-    if spec.name in ("shuffled_pixels", "random_pixels") and length < 2:
-        raise NotApplicable(spec.name, kind, f"{spec.name} permutes {_WHAT[kind]}s, and an input with "
-                            f"{length} {_WHAT[kind]} has no permutation but the identity")
-    if spec.name == "shuffled_pixels":
-        perm = position_permutation(length, spec.seed)
-        return dataset.replace(train_x=shuffle_positions(tx, seed=spec.seed, permutation=perm),
-                               test_x=shuffle_positions(vx, seed=spec.seed, permutation=perm))
-    if spec.name == "random_pixels":
-        return dataset.replace(train_x=random_positions(tx, seed=spec.seed),
-                               test_x=random_positions(vx, seed=test_seed))
-    if kind == "tokens":
-        vocab = token_vocabulary(tx)
-        return dataset.replace(train_x=random_tokens(tx, seed=spec.seed, vocabulary=vocab),
-                               test_x=random_tokens(vx, seed=test_seed, vocabulary=vocab))
+    return dataset.train_x, dataset.test_x
+
+
+# The transforms of rethink_checks.randomizations' table for features and tokens:
+# (spec, dataset, test_seed) -> the randomized dataset.
+
+def shuffle_vector_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:
+    """shuffled_pixels on features / tokens: one position permutation for both splits."""
+    tx, vx = _rows(dataset)
+    perm = position_permutation(tx.shape[1], spec.seed)
+    return dataset.replace(train_x=shuffle_positions(tx, seed=spec.seed, permutation=perm),
+                           test_x=shuffle_positions(vx, seed=spec.seed, permutation=perm))
+
+
+def random_vector_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:
+    """random_pixels on features / tokens: a position permutation per example."""
+    tx, vx = _rows(dataset)
+    return dataset.replace(train_x=random_positions(tx, seed=spec.seed),
+                           test_x=random_positions(vx, seed=test_seed))
+
+
+def random_token_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:
+    """gaussian on tokens: uniform ids from the training split's vocabulary."""
+    tx, vx = _rows(dataset)
+    vocab = token_vocabulary(tx)
+    return dataset.replace(train_x=random_tokens(tx, seed=spec.seed, vocabulary=vocab),
+                           test_x=random_tokens(vx, seed=test_seed, vocabulary=vocab))
+
+
+def noise_feature_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:
+    """gaussian on features: per-feature (or global) noise with the training set's statistics."""
+    tx, vx = _rows(dataset)
     mean, std = feature_statistics(tx, spec.per_channel)
     return dataset.replace(
         train_x=feature_noise(tx, seed=spec.seed, mean=mean, std=std, per_feature=spec.per_channel),

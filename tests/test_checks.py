@@ -14,6 +14,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from torch import nn
 
 from rethink_checks import checks, fits, training
+from rethink_checks.checks import run as check_run
 from rethink_checks.checks import CHECKS, CheckSettings, RunCache, SettingsError, run_check
 from rethink_checks.data import load_digits
 from rethink_checks.errors import ModelError, RethinkError
@@ -426,7 +427,7 @@ def test_time_budget_is_shared_by_the_fits_of_one_check(digits, monkeypatch):
             return dataclasses.replace(fake_run(None, max_epochs=1), stop_reason="time_budget")
         return fake_run(2)
 
-    monkeypatch.setattr(checks, "time", clock)
+    monkeypatch.setattr(check_run, "time", clock)
     monkeypatch.setattr(fits, "time", clock)
     monkeypatch.setattr(fits, "fit_once", fit)
     s = CheckSettings(time_budget=10.0, memorize_threshold=1.0, slowdown_randomizations="all")
@@ -442,7 +443,7 @@ def test_time_budget_keeps_a_tighter_per_fit_limit_and_resets_per_check(fake, di
     table, calls = fake
     table["default"] = fake_run(3)
     clock = FakeClock()
-    monkeypatch.setattr(checks, "time", clock)
+    monkeypatch.setattr(check_run, "time", clock)
     monkeypatch.setattr(fits, "time", clock)
     s = CheckSettings.from_mapping({"time_budget": 30, "max_seconds": 5})
     first = run_check("true_labels", factory_for(digits), digits, s)

@@ -57,8 +57,11 @@ def test_parse_expect_aliases_and_text_forms() -> None:
     (3, "CheckSettings.expect=3 is invalid"),
 ])
 def test_bad_expectations_name_the_field(bad, why) -> None:
-    with pytest.raises(SettingsError, match="CheckSettings.expect=") as info:
-        CheckSettings.from_mapping({"expect": bad})
+    """Every settings layer is validated by rethink_checks.layers, check names included."""
+    from rethink_checks.layers import validate_layer
+
+    with pytest.raises(SettingsError, match=r"rethink_config: CheckSettings.expect=") as info:
+        validate_layer("rethink_config", {"expect": bad})
     assert why in str(info.value)
 
 

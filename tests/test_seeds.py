@@ -25,7 +25,7 @@ from rethink_checks.models import mlp
 from rethink_checks.results import CheckResult, table_summary
 from rethink_checks.report import format_table
 from rethink_checks.seeds import aggregate, aggregate_metrics, seed_for, seed_settings
-from rethink_checks.settings import CHECK_NAMES
+from rethink_checks.checks.registry import names
 from rethink_checks.stats import interval, t_quantile, welch_noise
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -80,8 +80,12 @@ def test_welch_noise_is_zero_for_single_runs_and_grows_with_spread() -> None:
 
 # ---------------------------------------------------------------- settings
 
-def test_check_names_in_settings_match_the_checks() -> None:
-    assert tuple(CHECKS) == CHECK_NAMES
+def test_expect_names_are_checked_against_the_registry() -> None:
+    from rethink_checks.settings import parse_expect
+
+    assert tuple(CHECKS) == names() and parse_expect({"slowdown": "met"}, names()) == {"slowdown": "met"}
+    with pytest.raises(SettingsError, match="'slow' is not a check"):
+        parse_expect({"slow": "met"}, names())
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "2.5", "three", True])

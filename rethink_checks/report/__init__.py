@@ -1,6 +1,7 @@
 """Reports of a check session, pytest-free, split by concern.
 
-- :mod:`.table`: the terminal summary table and its legend;
+- :mod:`.table`: the terminal summary table and its legend; :mod:`.summary` adds the check
+  registry's key-column legend;
 - :mod:`.document`: item entries, the session JSON document, the machine description;
 - :mod:`.baselines`: the ``.rethink/`` baseline store and compare-fail rules.
 
@@ -15,7 +16,8 @@ from .baselines import (DEFAULT_ROOT, KEY_METRICS, BaselineStore, CompareFail, R
                         save_baseline)
 from .document import (SCHEMA_VERSION, item_entry, machine_id, machine_info, session_document,
                        write_json)
-from .table import LEGEND, VERDICTS, format_key_metric, format_table
+from .summary import LEGEND, format_table
+from .table import VERDICTS, format_key_metric
 
 __all__ = [
     "LEGEND", "VERDICTS", "format_table", "format_key_metric",

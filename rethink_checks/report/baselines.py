@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..checks.registry import compared_metrics
 from ..errors import RethinkError
 from ..stats import welch_noise
 from .document import machine_id, write_json
@@ -188,8 +189,9 @@ def parse_compare_fail(expr: str) -> CompareFail:
                        float(m.group("value")), bool(m.group("pct")), direction)
 
 
-KEY_METRICS = ("train_accuracy", "test_accuracy", "epochs_to_fit", "slowdown.max", "gain",
-               "test_accuracy_with", "test_accuracy_without")
+#: the metrics compared without explicit rules: every registered check's ``Check.metrics``
+#: (train_accuracy, test_accuracy, epochs_to_fit, slowdown.max, gain, test_accuracy_with/without)
+KEY_METRICS = compared_metrics()
 
 
 def _as_float(x: Any) -> float | None:
@@ -229,7 +231,7 @@ def compare_baseline(current: Mapping[str, Any], baseline: Mapping[str, Any],
             continue
         check = item.get("check", "")
         wanted = [(e.metric, e) for e in parsed if e.check == check] if parsed else \
-            [(k, None) for k in KEY_METRICS]
+            [(k, None) for k in compared_metrics()]
         for metric, rule in wanted:
             cur = _as_float((item.get("metrics") or {}).get(metric))
             was = _as_float((old.get("metrics") or {}).get(metric))

@@ -133,6 +133,8 @@ def session_document(items: Iterable[Mapping[str, Any] | CheckResult], settings:
     doc["machine_id"] = machine_id(doc["machine"])
     if extra:
         doc.update(extra)
+    if settings is None and "layered_defaults" in doc:  # per-item settings; the session's defaults
+        del doc["settings"]
     return doc
 
 

@@ -10,23 +10,24 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["LEGEND", "VERDICTS", "format_table", "format_key_metric"]
+__all__ = ["legend_text", "VERDICTS", "format_table", "format_key_metric"]
 
 VERDICTS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
-LEGEND = "\n".join([
-    "legend: PASS criterion met, FAIL criterion missed, ERROR model or input unusable, SKIP not run",
-    "  train, test  final train / test accuracy of the check's fit",
-    "  epochs       epochs until train accuracy reached the check's threshold",
-    "  key          slowdown: worst epochs-to-fit ratio, randomization / true labels",
-    "               gain: test accuracy with regularizers minus without",
-    "               err: test error at the lowest -> highest corruption p",
-    "               n*: effective capacity; residual: Theorem 1 fit residual",
-    "               auc: memorization, fit epoch as a detector of corrupted labels",
-    "               ERROR rows: the start of the error message (the JSON has all of it)",
-    "  a+-b         several seeds (--rethink-seeds): mean over seeds +- 95% half-width",
-    "  s            seconds the check took (fits reused from other checks cost nothing)",
-])
+def legend_text(key_lines: Sequence[str] = ()) -> str:
+    """The legend under the table; ``key_lines`` explain the key column, one per check that has
+    one (``rethink_checks.report.LEGEND`` passes the check registry's)."""
+    key = [f"  key          {key_lines[0]}"] if key_lines else []
+    key += [f"               {line}" for line in key_lines[1:]]
+    return "\n".join([
+        "legend: PASS criterion met, FAIL criterion missed, ERROR model or input unusable, SKIP not run",
+        "  train, test  final train / test accuracy of the check's fit",
+        "  epochs       epochs until train accuracy reached the check's threshold",
+        *key,
+        "               ERROR rows: the start of the error message (the JSON has all of it)",
+        "  a+-b         several seeds (--rethink-seeds): mean over seeds +- 95% half-width",
+        "  s            seconds the check took (fits reused from other checks cost nothing)",
+    ])
 
 
 def _num(x: Any, spec: str = ".3f") -> str:
@@ -82,11 +83,12 @@ def _shorten(text: str, width: int) -> str:
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
-def format_table(rows: Iterable[Mapping[str, Any]], legend: bool = True) -> str:
+def format_table(rows: Iterable[Mapping[str, Any]], legend: bool | str = True) -> str:
     """One line per model and check: verdict and the row's ``summary``, then the legend.
 
     Rows are item entries (dicts with ``model``, ``check``, ``outcome``, ``summary`` and
-    optionally ``seconds`` and ``message``), e.g. the session document's items.
+    optionally ``seconds`` and ``message``), e.g. the session document's items. ``legend``:
+    True for :func:`legend_text` without key lines, or the legend text itself.
     """
     header = ["model", "check", "verdict", "train", "test", "epochs", "key", "s"]
     body = [_row_cells(r) for r in rows]
@@ -99,5 +101,5 @@ def format_table(rows: Iterable[Mapping[str, Any]], legend: bool = True) -> str:
 
     out = [line(header), line(["-" * w for w in widths])] + [line(c) for c in body]
     if legend:
-        out += ["", LEGEND]
+        out += ["", legend if isinstance(legend, str) else legend_text()]
     return "\n".join(out)
