@@ -116,19 +116,20 @@ def aggregate(name: str, results: Sequence[CheckResult], seeds: Sequence[int],
                        for row in r.tables.get(key, [])]
     criterion = f"{results[0].criterion}; over {n} seeds: {check.over_seeds}"
     message = f"{passed_count} of {n} seeds {check.word or 'passed'}"
+    failing = next(((s, r) for s, r in zip(seeds, results) if not r.passed), None)
     if verdict is not None and not verdict.passed:
         message += "; " + verdict.text
-    elif not passed:
-        s, failing = next((s, r) for s, r in zip(seeds, results) if not r.passed)
-        message += f"; seed {s}: {failing.message}"
+        if failing is not None:  # a seed failed on its own too: say how
+            message += f"; seed {failing[0]}: {failing[1].message}"
+    elif not passed and failing is not None:
+        message += f"; seed {failing[0]}: {failing[1].message}"
     else:
         message += _means_text(check, metrics)
     summary = _summary(results, metrics)
     if check.key_from_means and check.key_metric:  # the judged value, not a mean of seeds' values
         value = metrics.get(check.key_metric)
-        shown = next((r.summary["key"][0] for r in results if r.summary.get("key")), None)
-        summary["key"] = [] if value is None or shown is None else [
-            {**key_metric(shown["label"], value, shown.get("format", "{}")),
+        summary["key"] = [] if value is None else [
+            {**key_metric(*check.key_format[:1], value, check.key_format[1]),
              "pm": _half(metrics, check.key_metric)}]
     return CheckResult(name, passed, criterion, message, metrics, tables=tables, runs=runs,
                        summary=summary)

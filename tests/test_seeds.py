@@ -167,7 +167,8 @@ def test_slowdown_fails_when_a_seed_misses_the_true_label_fit() -> None:
     res = aggregate("slowdown", [seed(True), seed(False), seed(False)], [0, 1, 2],
                     CheckSettings(seeds=3, max_slowdown=10.0))
     assert not res.passed and res.metrics["seeds_passed"] == 1
-    assert res.message.startswith("1 of 3 seeds passed; seed 1: true labels not fitted")
+    assert res.message.startswith("1 of 3 seeds passed; true labels not fitted in every seed (1 of 3)")
+    assert "; seed 1: true labels not fitted" in res.message
 
 
 # ---------------------------------------------------------------- real fits

@@ -66,6 +66,7 @@ class Check:
     over_seeds: str = EVERY_SEED        # how several seeds make one verdict (docs, criterion)
     derive: Callable[[dict[str, Any]], None] | None = None
     key_from_means: bool = False
+    key_format: tuple[str, str] = ("", "{}")  # the key column's label and str.format template
     seed_columns: tuple[str, ...] = ()  # metrics shown per seed in tables["seeds"]
     mean_columns: tuple[str, ...] = ()  # metrics whose mean a passing multi-seed message shows
 

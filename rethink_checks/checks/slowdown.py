@@ -48,15 +48,15 @@ def judge_slowdown(metrics: Mapping[str, Any], settings: "CheckSettings") -> Ver
     """
     means = "seeds" in metrics
     problems: dict[str, str] = {}
-    if not metrics.get("fitted.true_labels") or metrics.get("epochs_to_fit.true_labels") is None \
+    if not metrics.get("fitted.true_labels", True) or metrics.get("epochs_to_fit.true_labels") is None \
             or metrics.get("epochs_to_fit.true_labels.n") is not None:
         problems["true_labels"] = "true labels not fitted" + (
             f" in every seed ({metrics.get('fitted.true_labels.count', 0)} of {metrics['seeds']})"
             if means else "")
     for name in _ratio_names(metrics):
-        if f"epochs_to_fit.{name}" not in metrics:  # not applicable to the data: left out
-            continue
         ratio = metrics.get(f"slowdown.{name}")
+        if ratio is None and f"epochs_to_fit.{name}" not in metrics:  # not applicable: left out
+            continue
         if ratio is None or metrics.get(f"slowdown.{name}.n") is not None:
             problems[name] = f"{name} not memorized" + (" in every seed" if means else "")
         elif ratio > settings.max_slowdown:
@@ -118,7 +118,7 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: "CheckSet
                  f"and epochs to train accuracy {t} are <= {settings.max_slowdown} x those of "
                  f"true labels")
     worst = metrics["slowdown.max"]
-    summary = table_summary(epochs=base, key=[key_metric("slowdown", worst, "{:.2f}x")]
+    summary = table_summary(epochs=base, key=[key_metric(CHECK.key_format[0], worst, CHECK.key_format[1])]
                             if worst is not None else [])
     return CheckResult("slowdown", verdict.passed, criterion, msg, metrics,
                        tables={"slowdown": rows}, runs=runs, summary=summary)
@@ -129,7 +129,7 @@ CHECK = Check(
     doc="fitting each randomization takes at most max_slowdown x the epochs of true labels",
     fits=("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian"),
     metrics=("slowdown.max",),
-    key_metric="slowdown.max",
+    key_metric="slowdown.max", key_format=("slowdown", "{:.2f}x"),
     legend="slowdown: worst epochs-to-fit ratio, randomization / true labels",
     settings=("slowdown_randomizations", "max_slowdown", "fit_threshold", "memorize_threshold"),
     over_seeds="every seed fits every randomization and the mean ratio of each randomization "
