@@ -140,7 +140,12 @@ def test_every_check_passes_with_metrics_on_reports_junit_and_json(pytester: pyt
 
     doc = json.loads((pytester.path / "out.json").read_text())
     assert doc["version"] and doc["machine"]["torch"] and doc["machine"]["cpu"]
-    assert doc["seed"] == 0 and doc["settings"]["fit"]["max_epochs"] == 100
+    # the session's settings only as layered defaults: package < the default data's (digits: 300
+    # epochs, batch 32, max_slowdown 20) < ini < command line; each item has its own
+    assert "settings" not in doc and doc["seed"] == 0
+    assert doc["layered_defaults"]["layers"] == ["package", "data:digits", "ini", "command line"]
+    defaults = doc["layered_defaults"]
+    assert defaults["fit"]["max_epochs"] == 300 and defaults["max_slowdown"] == 20.0
     items = entries(pytester.path / "out.json")
     assert set(items) == {f"rethink[{c}]" for c in CHECKS}
     entry = items["rethink[random_labels]"]
@@ -201,7 +206,8 @@ def test_plots_without_matplotlib_say_how_to_install(pytester: pytest.Pytester,
     assert "pip install 'rethink-checks[plots]'" in result.stderr.str()
 
 
-def test_settings_precedence_cli_over_config_over_ini(pytester: pytest.Pytester) -> None:
+def test_settings_precedence_config_over_cli_over_ini(pytester: pytest.Pytester) -> None:
+    """package < data < ini < command line < marker < rethink_config (rethink_checks.layers)."""
     pytester.makepyfile(test_model=module(body=MODEL + '''
 @pytest.fixture
 def rethink_config():
@@ -217,8 +223,9 @@ def rethink_config():
 
     settings = fit_settings()
     assert settings["fit"]["max_epochs"] == 2 and settings["seed"] == 4  # config > ini
-    settings = fit_settings("--rethink-max-epochs=1")
-    assert settings["fit"]["max_epochs"] == 1 and settings["fit"]["seed"] == 4  # cli > config
+    settings = fit_settings("--rethink-max-epochs=1", "--rethink-seed=5")
+    assert settings["fit"]["max_epochs"] == 2  # config > cli
+    assert settings["seed"] == 5 and settings["fit"]["seed"] == 5  # cli > ini
 
 
 def test_factories_modules_and_classes_all_work(pytester: pytest.Pytester) -> None:
@@ -348,8 +355,9 @@ def test_baseline_save_compare_and_compare_fail(pytester: pytest.Pytester) -> No
                                "*rethink?true_labels?*train_accuracy*+0 (+0.0%)*"])
     assert "compare-fail:" not in same.stdout.str()
 
-    worse = pytester.runpytest(*args, "--rethink-max-epochs=1", "--rethink-fit-threshold=0.1",
-                               "--rethink-compare", rule)
+    # the marker's settings win over the command line's (rethink_checks.layers): change the module
+    pytester.makepyfile(test_model=module(dict(FAST, fit_threshold=0.1, max_epochs=1)))
+    worse = pytester.runpytest(*args, "--rethink-compare", rule)
     worse.assert_outcomes(passed=1)
     assert worse.ret == pytest.ExitCode.TESTS_FAILED
     worse.stdout.fnmatch_lines(["rethink compare-fail: *true_labels.train_accuracy went from *"])
@@ -419,10 +427,10 @@ def rethink_model(request):
 ])
 def test_model_group_of_a_node_id(nodeid: str, group: str | None) -> None:
     pytest.importorskip("xdist")
-    from rethink_checks.settings import CHECK_NAMES
+    from rethink_checks.checks.registry import names
     from rethink_checks_pytest.scheduling import model_group
 
-    assert model_group(nodeid, CHECK_NAMES) == group
+    assert model_group(nodeid, names()) == group
 
 
 # ---------------------------------------------------------------- bad input and faults
@@ -505,7 +513,7 @@ def test_invalid_option_values_are_usage_errors(pytester: pytest.Pytester, args,
 def test_invalid_ini_value_and_marker_checks(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=module(dict(FAST, checks=["bogus"])))
     result = pytester.runpytest("--rethink", "--collect-only")
-    result.stdout.fnmatch_lines(["*pytest.mark.rethink(checks=...) names unknown check(s)*"])
+    result.stdout.fnmatch_lines(["*pytest.mark.rethink: checks=?'bogus'? is invalid: unknown check(s) 'bogus'; allowed: *"])
     pytester.makeini("[pytest]\nrethink_seed = -1\n")
     result = pytester.runpytest("--rethink")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -513,7 +521,9 @@ def test_invalid_ini_value_and_marker_checks(pytester: pytest.Pytester) -> None:
 
 
 @pytest.mark.parametrize("config, shown", [
-    ({"learning_rate": 0.1}, "SettingsError: unknown settings key(s) ['learning_rate']"),
+    ({"learning_rate": 0.1}, "SettingsError: rethink_config: unknown settings key(s) ['learning_rate']"),
+    ({"checks": ["random_lables"]}, "SettingsError: rethink_config: checks=['random_lables'] is invalid: "
+                                    "unknown check(s) 'random_lables'; allowed: true_labels, random_labels"),
     ({"batch_size": 0}, "batch_size"),
     (["lr", 0.1], "SettingsError: the rethink_config fixture returned list; expected a dict"),
 ])

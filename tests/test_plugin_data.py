@@ -207,7 +207,8 @@ class Counting(torch.utils.data.Dataset):
 
 def test_state_memo_by_object_and_by_content() -> None:
     from rethink_checks_pytest.options import PluginOptions
-    from rethink_checks_pytest.state import OBJECTS_HELD, RethinkState
+    from rethink_checks.data_memo import OBJECTS_HELD
+    from rethink_checks_pytest.state import RethinkState
 
     state = RethinkState(PluginOptions(), [])
     first = Counting(100)
@@ -222,6 +223,6 @@ def test_state_memo_by_object_and_by_content() -> None:
     assert state.load_data(other) is not data and other.reads >= 100  # new content: read
     for _ in range(OBJECTS_HELD + 2):  # objects held for the identity memo stay bounded
         state.load_data(Counting(100))
-    assert len(state.object_data) == OBJECTS_HELD
+    assert len(state.data_memo.object_data) == OBJECTS_HELD
     arrays = (torch.randn(20, 2), torch.arange(20) % 2)
     assert state.load_data(arrays) is state.load_data(arrays)

@@ -5,7 +5,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from rethink_checks.checks import CHECKS
-from rethink_checks_pytest.options import OPTIONS_BY_NAME, PluginOptions, validate_checks
+from rethink_checks.checks.registry import validate_names
+from rethink_checks.errors import SettingsError
+from rethink_checks_pytest.options import OPTIONS_BY_NAME, PluginOptions
 
 NAMES = list(CHECKS)
 
@@ -13,13 +15,13 @@ NAMES = list(CHECKS)
 @given(st.lists(st.sampled_from(NAMES), min_size=1), st.sampled_from([",", ", ", " ,"]))
 def test_check_lists_parse_in_order_without_repeats(picked: list[str], sep: str) -> None:
     parsed = OPTIONS_BY_NAME["checks"].parse(sep.join(picked))
-    assert validate_checks(parsed, NAMES, "--rethink-checks") == tuple(dict.fromkeys(picked))
+    assert validate_names(parsed, "--rethink-checks") == tuple(dict.fromkeys(picked))
 
 
 @given(st.lists(st.sampled_from(NAMES), min_size=1), st.text("xyz_", min_size=1))
-def test_an_unknown_check_is_a_usage_error_listing_the_allowed(picked, bogus) -> None:
-    with pytest.raises(pytest.UsageError, match="allowed: true_labels, random_labels"):
-        validate_checks(tuple(picked) + (bogus,), NAMES, "--rethink-checks")
+def test_an_unknown_check_is_an_error_naming_the_setting_and_the_allowed(picked, bogus) -> None:
+    with pytest.raises(SettingsError, match="^--rethink-checks=.*allowed: true_labels, random_labels"):
+        validate_names(tuple(picked) + (bogus,), "--rethink-checks")
 
 
 @given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8))

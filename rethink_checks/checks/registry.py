@@ -67,9 +67,8 @@ def validate_names(value: object, where: str) -> tuple[str, ...]:
         chosen = ()
     unknown = [n for n in chosen if n not in REGISTRY]
     if unknown or not chosen:
-        raise SettingsError(f"{where}={value!r} is invalid: "
-                            f"{'unknown check(s) ' + repr(unknown) if unknown else 'no check named'}; "
-                            f"allowed: {', '.join(REGISTRY)}")
+        why = f"unknown check(s) {', '.join(map(repr, unknown))}" if unknown else "no check named"
+        raise SettingsError(f"{where}={value!r} is invalid: {why}; allowed: {', '.join(REGISTRY)}")
     return tuple(dict.fromkeys(chosen))
 
 
