@@ -31,6 +31,7 @@ from panel import ARCHITECTURES, _factory
 
 from rethink_checks.checks import CheckSettings, RunCache, run_check
 from rethink_checks.data import load
+from rethink_checks.layers import layered
 from rethink_checks.models import mlp
 
 CHECKS = ("true_labels", "random_labels", "slowdown")
@@ -38,7 +39,7 @@ CHECKS = ("true_labels", "random_labels", "slowdown")
 
 def _settings(data: Any, **extra: Any) -> CheckSettings:
     """The data's defaults under the benchmark's settings, as the plugin layers them."""
-    return CheckSettings.from_mapping({**data.defaults, "train_size": 400, "device": "cpu", **extra})
+    return layered(data, cli={"train_size": 400, "device": "cpu", **extra}).settings
 
 
 def time_seeds(model: str, data: Any, n: int, extra: dict[str, Any]) -> tuple[float, list[bool]]:

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rethink_checks.checks import CheckSettings, run_check
+from rethink_checks.checks import run_check
 from rethink_checks.data import load
+from rethink_checks.layers import layered
 from rethink_checks.models import mlp
 
 from _common import RESULTS, hardware, write_json  # benchmarks/_common.py
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'forg c':>8}{'forg n':>8}{'gain':>8}{'epochs':>7}{'s':>6}")
     for name, build in PANEL.items():
         for seed in (int(s) for s in args.seeds.split(",")):
-            settings = CheckSettings.from_mapping({**data.defaults, "device": "cpu",
-                                                   "seed": seed, "memorization_p": args.p})
+            settings = layered(data, cli={"device": "cpu", "seed": seed,
+                                          "memorization_p": args.p}).settings
             start = time.perf_counter()
             result = run_check("memorization", lambda: build(data.input_shape, data.num_classes),
                                data, settings)

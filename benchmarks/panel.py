@@ -61,6 +61,7 @@ from _common import RESULTS, hardware, write_json
 from rethink_checks.checks import CheckSettings, RunCache, run_check
 from rethink_checks.corruptions import NotApplicable
 from rethink_checks.data import load
+from rethink_checks.layers import layered
 from rethink_checks.models import count_parameters, mlp, small_alexnet, small_inception
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -323,8 +324,8 @@ def run_panel(args: argparse.Namespace,
         option = ("paper" if args.paper else "raw" if args.raw else "") if data_name == "cifar" else ""
         data = load(spec.format(cifar=args.cifar) + (f",{option}" if option else ""))
         size = 64 if args.quick else (args.train_size or size)
-        layers = {**data.defaults, "train_size": size, "seeds": seeds, "device": device, **_overrides(args)}
-        settings = CheckSettings.from_mapping(layers)
+        settings = layered(data, cli={"train_size": size, "seeds": seeds, "device": device,
+                                      **_overrides(args)}).settings
         for model_name in _models(args, device.startswith("cuda")):
             if args.quick and model_name in ("resnet18", "mobilenet_v3_small") and data_name != "digits":
                 continue  # the quick run keeps CPU time small

@@ -405,7 +405,8 @@ class CorruptionSpec:
             raise DataError(f"dataset: train and test inputs must have the same shape per "
                             f"example, got train {train_shape} and test {test_shape}")
         test_seed = derive_seed(self.seed, "test")
-        return randomization(self.name).apply(self, dataset, test_seed)
+        transform = randomization(self.name).transform_for(dataset)
+        return transform(self, dataset, test_seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

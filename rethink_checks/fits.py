@@ -86,7 +86,10 @@ def get_run(name: str, p: float, model_factory: Callable, data: "Dataset",
                                   progress=_labelled(config.progress, name, float(p)))
         return fit_once(model_factory, data, cfg)
 
-    return (train() if cache is None else cache.get_or_fit(key, train)), key
+    run = cache.lookup(key) if cache is not None else None  # no call back from the cache
+    if run is None:
+        run = train() if cache is None else cache.store(key, train())
+    return run, key
 
 
 # The deadline of the check running in this context (set by run_check from time_budget).

@@ -58,8 +58,12 @@ class Randomization:
             found = getattr(importlib.import_module(f"rethink_checks.{module}"), attr)
         return found
 
-    def apply(self, spec: Any, dataset: Any, test_seed: int) -> Any:
-        """``dataset`` randomized by ``spec``; :class:`NotApplicable` where it means nothing."""
+    def transform_for(self, dataset: Any) -> Transform:
+        """The transform for ``dataset``'s kind; :class:`NotApplicable` where it means nothing.
+
+        The caller (``CorruptionSpec.apply``) calls it: the table hands out transforms, it never
+        calls back into the modules that hold them.
+        """
         kind = getattr(dataset, "kind", None)
         if kind is None:
             raise DataError(f"dataset has no kind; allowed: {', '.join(KINDS)}")
@@ -67,7 +71,7 @@ class Randomization:
         reason = self.not_applicable(kind, dataset) if self.not_applicable else None
         if reason:
             raise NotApplicable(self.name, kind, reason)
-        return transform(spec, dataset, test_seed)
+        return transform
 
 
 _WHAT = {"features": "feature", "tokens": "token position"}

@@ -184,7 +184,7 @@ def _drawn_from(owner: str, name: str, value: Any, names: tuple[str, ...],
             raise SettingsError(f"{entry!r} is not one of them")
         return entry
 
-    picked = set(v.as_tuple(owner, name, value, item, allowed))
+    picked = set(_each(owner, name, value, item, allowed))
     if non_empty and not picked:
         raise v.invalid(owner, name, value, allowed)
     return names if "all" in picked else tuple(n for n in names if n in picked)
@@ -244,7 +244,7 @@ class CheckSettings:
             raise v.invalid(own, "fit", self.fit, "a FitConfig or a mapping of its fields")
         for name in ("fit_threshold", "memorize_threshold"):
             v.fraction(own, name, getattr(self, name), low_open=True)
-        levels = v.as_tuple(own, "partial_levels", self.partial_levels, _level,
+        levels = _each(own, "partial_levels", self.partial_levels, _level,
                             "at least one level, each a number in [0, 1]")
         if not levels:
             raise v.invalid(own, "partial_levels", self.partial_levels,
@@ -256,7 +256,7 @@ class CheckSettings:
         v.number(own, "max_slowdown", self.max_slowdown, 0.0, low_open=True)
         self.slowdown_randomizations = _randomizations(self.slowdown_randomizations)
         v.number(own, "max_regularizer_gain", self.max_regularizer_gain)
-        self.ablated_regularizers = v.as_tuple(
+        self.ablated_regularizers = _each(
             own, "ablated_regularizers", self.ablated_regularizers, _regularizer,
             f"a list drawn from {', '.join(REGULARIZERS)}")
         v.number(own, "ablation_weight_decay", self.ablation_weight_decay, 0.0)
@@ -400,6 +400,15 @@ def fit_config(data: Any, config: "FitConfig | None", overrides: Mapping[str, An
         defaults = dict(getattr(data, "fit_defaults", None) or {})
         config = CheckSettings.from_mapping(defaults).fit
     return dataclasses.replace(config, **overrides) if overrides else config  # old names warn
+
+
+def _each(owner: str, name: str, value: Any, item: Callable[[Any], Any], allowed: str) -> tuple:
+    """``v.as_tuple``'s entries, each converted by ``item`` here (validation never calls back)."""
+    entries = v.as_tuple(owner, name, value, None, allowed)
+    try:
+        return tuple(item(entry) for entry in entries)
+    except (TypeError, ValueError) as exc:
+        raise v.invalid(owner, name, value, f"{allowed} ({exc})") from None
 
 
 def _level(x: Any) -> float:

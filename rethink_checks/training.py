@@ -33,7 +33,7 @@ from torch import nn
 from .augment import augment_images
 from .cuda_graphs import WARMUP_STEPS, _fast_path
 from .devices import cudnn_benchmark, device_name, oom_error, resolve_device
-from .errors import DataError, DeviceError, InputTypeError, ModelError
+from .errors import DataError, DeviceError, ModelError
 from .example_record import ExampleRecord
 from .results import FitResult
 from .settings import FitConfig, fit_config

@@ -82,8 +82,9 @@ def as_bool(owner: str, name: str, value: Any) -> bool:
     raise invalid(owner, name, value, "true or false")
 
 
-def as_tuple(owner: str, name: str, value: Any, item: Callable[[Any], Any], allowed: str) -> tuple:
-    """A tuple from a list or a comma-separated string, each entry passed through ``item``.
+def as_tuple(owner: str, name: str, value: Any, item: Callable[[Any], Any] | None, allowed: str) -> tuple:
+    """A tuple from a list or a comma-separated string, each entry passed through ``item`` (None:
+    as given, for a caller that converts the entries itself, without a call back into it).
 
     ``item`` raises ValueError or TypeError naming a bad entry; the error quotes that text.
     """
@@ -94,7 +95,7 @@ def as_tuple(owner: str, name: str, value: Any, item: Callable[[Any], Any], allo
     out = []
     for entry in value:
         try:
-            out.append(item(entry))
+            out.append(item(entry) if item is not None else entry)
         except (TypeError, ValueError) as exc:
             raise invalid(owner, name, value, f"{allowed} ({exc})") from None
     return tuple(out)

@@ -5,11 +5,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ..errors import SettingsError
 from ..fits import DEADLINE
 from ..results import CheckResult
 from ..run_cache import RunCache
 from ..settings import CheckSettings, parse_expect
-from ..errors import SettingsError
 from .registry import get, names
 
 if TYPE_CHECKING:  # pragma: no cover

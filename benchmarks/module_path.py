@@ -1,0 +1,116 @@
+"""How one ``pytest --rethink`` item travels through the package: modules visited and re-entries.
+
+Runs ``rethink[<check>]`` of a one-layer model on the digits for one epoch in-process, traces
+every call and return inside ``rethink_checks`` and the plugin from the start of the item's run
+(``run_item``) to its end, and counts the modules the path visits and its re-entries: a call into a module
+that is already on the call stack below another module (left, and entered again before it
+returned: an upward call or a callback). The training loop runs one epoch here, so the count
+measures the layering, not the budget; the distinct (caller -> re-entered) edges are listed.
+
+    python benchmarks/module_path.py [--check random_labels] [--json PATH]
+
+Compare two trees in one run by pointing PYTHONPATH at the other tree's root (the plugin is
+``rethink_checks_pytest``, mapped to the tree's ``plugins/`` by the editable install).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+PACKAGES = ("rethink_checks", "rethink_checks_pytest")
+TEST = """
+import pytest
+import torch
+
+pytestmark = pytest.mark.rethink(train_size=64, max_epochs=1, device="cpu", batch_size=32)
+
+@pytest.fixture
+def rethink_model():
+    return lambda input_shape, num_classes: torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, num_classes))
+"""
+
+
+def trace(check: str) -> list[tuple[str, str]]:
+    """Every re-entry of the item's run: (the module that called, the module re-entered).
+
+    A call re-enters module M when M is already on the call stack below another package module
+    (M was left for another module and is entered again before it returned): an upward call, a
+    callback, or a helper module calling back into its caller.
+    """
+    import pytest
+
+    events: list[tuple[str, str]] = []
+    stack: list[str | None] = []  # package module of every traced frame (None outside packages)
+    state = {"on": 0, "visited": set()}
+
+    def module_of(frame) -> str | None:
+        name = frame.f_globals.get("__name__", "")
+        return name if name.split(".")[0] in PACKAGES else None
+
+    def profile(frame, event, arg):
+        if event not in ("call", "return"):
+            return
+        module = module_of(frame)
+        if frame.f_code.co_name == "run_item" and (module or "").split(".")[-1] in ("items", "running"):
+            state["on"] += 1 if event == "call" else -1
+        if not state["on"]:
+            return
+        if event == "return":
+            if stack:
+                stack.pop()
+            return
+        if module is not None:
+            state["visited"].add(module)
+            below = [m for m in stack if m is not None]
+            if below and below[-1] != module and module in below:
+                events.append((below[-1], module))
+        stack.append(module)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "test_model.py").write_text(TEST)
+        sys.setprofile(profile)
+        try:
+            pytest.main([tmp, "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--rethink",
+                         f"--rethink-checks={check}", "-n", "0", "--rethink-threads=1"])
+        finally:
+            sys.setprofile(None)
+    trace.visited = sorted(state["visited"])  # type: ignore[attr-defined]
+    return events
+
+
+def summary(events: list[tuple[str, str]]) -> dict:
+    counts: dict[str, int] = {}
+    for a, b in events:
+        counts[f"{a} -> {b}"] = counts.get(f"{a} -> {b}", 0) + 1
+    edges = [f"{edge} ({n})" for edge, n in sorted(counts.items())]
+    visited = getattr(trace, "visited", [])
+    return {"modules": len(visited), "reentries": len(events), "reentry_edges": len(edges),
+            "edges": edges, "visited": visited}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", default="random_labels")
+    parser.add_argument("--json", default=None, help="also write the summary here")
+    args = parser.parse_args(argv)
+    out = summary(trace(args.check))
+    import rethink_checks
+
+    out["tree"] = str(Path(rethink_checks.__file__).parents[1])
+    out["check"] = args.check
+    print(f"rethink[{args.check}]: {out['modules']} modules, {out['reentries']} re-entries over "
+          f"{out['reentry_edges']} distinct edges ({out['tree']})")
+    for edge in out["edges"]:
+        print("  ", edge)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
