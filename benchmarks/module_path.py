@@ -7,10 +7,11 @@ that is already on the call stack below another module (left, and entered again 
 returned: an upward call or a callback). The training loop runs one epoch here, so the count
 measures the layering, not the budget; the distinct (caller -> re-entered) edges are listed.
 
-    python benchmarks/module_path.py [--check random_labels] [--json PATH]
+    python benchmarks/module_path.py [--check random_labels] [--json PATH] [--before-ref REF]
 
-Compare two trees in one run by pointing PYTHONPATH at the other tree's root (the plugin is
-``rethink_checks_pytest``, mapped to the tree's ``plugins/`` by the editable install).
+``--before-ref de1ac70`` also traces that commit's tree (``git archive`` into a temporary
+folder, run in a subprocess with it first on PYTHONPATH and its ``plugins/`` as
+``rethink_checks_pytest``) and writes both counts.
 """
 from __future__ import annotations
 
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", default="random_labels")
     parser.add_argument("--json", default=None, help="also write the summary here")
+    parser.add_argument("--before-ref", default=None, help="also trace this git commit's tree")
     args = parser.parse_args(argv)
+    before = _before(args.before_ref, args.check) if args.before_ref else None
     out = summary(trace(args.check))
     import rethink_checks
 
@@ -106,10 +109,37 @@ def main(argv: list[str] | None = None) -> int:
           f"{out['reentry_edges']} distinct edges ({out['tree']})")
     for edge in out["edges"]:
         print("  ", edge)
+    if before is not None:
+        print(f"before ({args.before_ref}): {before['modules']} modules, {before['reentries']} "
+              f"re-entries over {before['reentry_edges']} distinct edges")
+        for edge in before["edges"]:
+            print("  ", edge)
+        out = {"after": out, "before": {**before, "ref": args.before_ref}}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
+
+
+def _before(ref: str, check: str) -> dict:
+    """The summary for git commit ``ref``'s tree, traced in a subprocess."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tree, plugin = Path(tmp, "tree"), Path(tmp, "plugin")
+        tree.mkdir()
+        plugin.mkdir()
+        archive = subprocess.run(["git", "-C", str(root), "archive", ref], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        (plugin / "rethink_checks_pytest").symlink_to(tree / "plugins")
+        out = Path(tmp, "before.json")
+        env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{plugin}"}
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--check", check, "--json",
+                        str(out)], check=True, env=env, cwd=tree, capture_output=True)
+        return json.loads(out.read_text())
 
 
 if __name__ == "__main__":

@@ -103,3 +103,15 @@ def test_bench_seeds_quick_writes_cost_and_expectation(tmp_path: Path) -> None:
     assert set(expectation) == {(w, c) for w in (4, 512) for c in ("true_labels", "random_labels")}
     assert expectation[(4, "random_labels")]["passed"]  # 3 epochs: nothing memorizes, as expected
     assert "expected not memorized" in expectation[(4, "random_labels")]["message"]
+
+
+def test_module_path_counts_few_re_entries_outside_the_training_engine(tmp_path: Path) -> None:
+    """One rethink[random_labels] item: no module but the training engine's is re-entered
+    (issue #23 halved the 34 re-entries of de1ac70; benchmarks/results/module_path.json)."""
+    out = tmp_path / "path.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "module_path.py"), "--json", str(out)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    doc = json.loads(out.read_text())
+    engine = {"rethink_checks.training", "rethink_checks.step", "rethink_checks.evaluation"}
+    assert doc["reentries"] <= 17 and doc["modules"] > 20
+    assert all(set(edge.split(" (")[0].split(" -> ")) <= engine for edge in doc["edges"])
