@@ -24,7 +24,7 @@ from typing import Any
 from .checks.base import Check
 from .checks.registry import get
 from .results import CheckResult, key_metric, table_summary
-from .stats import interval
+from .stats import ci_text, interval
 
 __all__ = ["seed_for", "seed_settings", "run_seeds", "aggregate", "aggregate_metrics"]
 
@@ -145,12 +145,7 @@ def _means_text(check: Check, metrics: dict[str, Any]) -> str:
                             and k != check.key_metric and metrics[k] is not None)
         elif metrics.get(col) is not None:
             shown.append(col)
-    return "".join(f"; {k} mean {metrics[k]:.4g} (95% CI {_ci(metrics, k, '.4g')})" for k in shown)
-
-
-def _ci(metrics: dict[str, Any], name: str, spec: str = ".4f") -> str:
-    low, high = metrics.get(f"{name}.ci_low"), metrics.get(f"{name}.ci_high")
-    return "n/a" if low is None else f"{format(low, spec)}..{format(high, spec)}"
+    return "".join(f"; {k} mean {metrics[k]:.4g} (95% CI {ci_text(metrics, k, '.4g')})" for k in shown)
 
 
 def _summary(results: Sequence[CheckResult], metrics: dict[str, Any]) -> dict[str, Any]:

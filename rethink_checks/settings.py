@@ -407,8 +407,9 @@ def _each(owner: str, name: str, value: Any, item: Callable[[Any], Any], allowed
     entries = v.as_tuple(owner, name, value, None, allowed)
     try:
         return tuple(item(entry) for entry in entries)
-    except (TypeError, ValueError) as exc:
-        raise v.invalid(owner, name, value, f"{allowed} ({exc})") from None
+    except (TypeError, ValueError) as exc:  # a string shows as its entries, as as_tuple shows it
+        shown = list(entries) if isinstance(value, str) else value
+        raise v.invalid(owner, name, shown, f"{allowed} ({exc})") from None
 
 
 def _level(x: Any) -> float:

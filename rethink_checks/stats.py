@@ -8,12 +8,12 @@ freedom), used by the noise-aware baseline rules in :mod:`rethink_checks.report.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 from .errors import DataError
 
-__all__ = ["t_quantile", "Interval", "interval", "welch_noise"]
+__all__ = ["t_quantile", "Interval", "interval", "welch_noise", "ci_text", "over_limit"]
 
 # two-sided 95% quantiles t_{0.975, df} for df = 1..30 (standard tables)
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -77,3 +77,15 @@ def welch_noise(std_a: float | None, n_a: int, std_b: float | None, n_b: int) ->
         return 0.0
     df = var ** 2 / sum(v * v / (n - 1) for v, n in parts)
     return t_quantile(df) * math.sqrt(var)
+
+
+def ci_text(metrics: Mapping[str, Any], name: str, spec: str = ".4f") -> str:
+    """``low..high``: the 95% interval of aggregated metric ``name`` (``n/a`` without one)."""
+    low, high = metrics.get(f"{name}.ci_low"), metrics.get(f"{name}.ci_high")
+    return "n/a" if low is None else f"{format(low, spec)}..{format(high, spec)}"
+
+
+def over_limit(metrics: Mapping[str, Any], name: str, limit: float, spec: str = ".4f") -> str:
+    """``(> limit)`` after a value over its limit; on means over seeds (``metrics["seeds"]``)
+    ``(95% CI low..high; > limit)``."""
+    return f"(95% CI {ci_text(metrics, name, spec)}; > {limit})" if "seeds" in metrics else f"(> {limit})"

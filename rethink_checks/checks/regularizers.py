@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..fits import fit_message, get_run, prepared, run_record
 from ..results import CheckResult, fitted, key_metric, table_summary
+from ..stats import over_limit
 from .base import Check, Verdict
 from .common import fmt
 
@@ -33,29 +34,6 @@ def _applicable_regularizers(settings: "CheckSettings", data: "Dataset") -> tupl
         return settings.ablated_regularizers, ""
     kept = tuple(r for r in settings.ablated_regularizers if r != "augment")
     return kept, f"augment left out: crop and flip are not applicable to {kind} inputs"
-
-
-def judge_regularizers(metrics: Mapping[str, Any], settings: "CheckSettings") -> Verdict:
-    """Without regularizers the model still fits (in every seed), and the (mean) gain of keeping
-    them is <= ``max_regularizer_gain``."""
-    means = "seeds" in metrics
-    problems: dict[str, str] = {}
-    if not metrics.get("fitted_without"):
-        problems["without"] = (f"without regularizers {metrics.get('fitted_without.count', 0)} of "
-                               f"{metrics['seeds']} seeds fit" if means
-                               else "without regularizers the model no longer fits")
-    gain = metrics.get("gain")
-    if gain is not None and gain > settings.max_regularizer_gain:
-        problems["gain"] = (f"removing the regularizers costs {gain:.4f} test accuracy on mean "
-                            f"(95% CI {_ci(metrics, 'gain')}; > {settings.max_regularizer_gain})"
-                            if means else f"removing the regularizers costs {gain:.4f} test accuracy "
-                                          f"(> {settings.max_regularizer_gain})")
-    return Verdict(not problems, problems)
-
-
-def _ci(metrics: Mapping[str, Any], name: str) -> str:
-    low, high = metrics.get(f"{name}.ci_low"), metrics.get(f"{name}.ci_high")
-    return "n/a" if low is None else f"{low:.4f}..{high:.4f}"
 
 
 def check_regularizers(model_factory: Callable, data: "Dataset", settings: "CheckSettings",
@@ -101,6 +79,23 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: "Chec
                             key=[key_metric("gain", gain, "{:+.3f}")] if gain is not None else [])
     return CheckResult("regularizers", verdict.passed, criterion, msg, metrics, runs=runs,
                        summary=summary)
+
+
+def judge_regularizers(metrics: Mapping[str, Any], settings: "CheckSettings") -> Verdict:
+    """Without regularizers the model still fits (in every seed), and the (mean) gain of keeping
+    them is <= ``max_regularizer_gain``."""
+    means = "seeds" in metrics
+    problems: dict[str, str] = {}
+    if not metrics.get("fitted_without"):
+        problems["without"] = (f"without regularizers {metrics.get('fitted_without.count', 0)} of "
+                               f"{metrics['seeds']} seeds fit" if means
+                               else "without regularizers the model no longer fits")
+    gain = metrics.get("gain")
+    if gain is not None and gain > settings.max_regularizer_gain:
+        problems["gain"] = (f"removing the regularizers costs {gain:.4f} test accuracy"
+                            f"{' on mean' if means else ''} "
+                            f"{over_limit(metrics, 'gain', settings.max_regularizer_gain)}")
+    return Verdict(not problems, problems)
 
 
 CHECK = Check(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NotApplicable
 from ..fits import epochs_to, fit_message, get_run, num_classes, prepared, run_record
 from ..results import CheckResult, fitted, key_metric, table_summary
+from ..stats import over_limit
 from .base import Check, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,16 +61,9 @@ def judge_slowdown(metrics: Mapping[str, Any], settings: "CheckSettings") -> Ver
         if ratio is None or metrics.get(f"slowdown.{name}.n") is not None:
             problems[name] = f"{name} not memorized" + (" in every seed" if means else "")
         elif ratio > settings.max_slowdown:
-            problems[name] = (f"{name}: mean {ratio:.2f}x slower than true labels (95% CI "
-                              f"{_ci(metrics, f'slowdown.{name}')}; > {settings.max_slowdown})"
-                              if means else f"{name}: {ratio:.2f}x slower than true labels "
-                                            f"(> {settings.max_slowdown})")
+            problems[name] = (f"{name}: {'mean ' if means else ''}{ratio:.2f}x slower than true "
+                              f"labels {over_limit(metrics, f'slowdown.{name}', settings.max_slowdown, '.2f')}")
     return Verdict(not problems, problems)
-
-
-def _ci(metrics: Mapping[str, Any], name: str) -> str:
-    low, high = metrics.get(f"{name}.ci_low"), metrics.get(f"{name}.ci_high")
-    return "n/a" if low is None else f"{low:.2f}..{high:.2f}"
 
 
 def check_slowdown(model_factory: Callable, data: "Dataset", settings: "CheckSettings",
