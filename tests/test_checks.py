@@ -667,3 +667,16 @@ def test_a_fit_that_blew_up_says_so_and_one_that_did_not_stays_plain(fake, digit
     assert "shuffled_pixels not memorized" in slow.message and "peaked at 62.5" in slow.message
     plain = run_check("random_pixels", lambda: None, digits, CheckSettings())  # losses 1, 1/2, ...
     assert not plain.passed and "peaked" not in plain.message
+
+
+def test_every_registered_check_is_documented_and_described() -> None:
+    """The registry's entries carry their docs line, and docs/checks.md's table lists each."""
+    from pathlib import Path
+
+    from rethink_checks.checks.registry import BUILTIN
+
+    table = (Path(__file__).resolve().parents[1] / "docs" / "checks.md").read_text(encoding="utf-8")
+    for check in BUILTIN:
+        assert check.doc and callable(check.run) and f"`{check.name}`" in table
+        assert check.judge is not None or not check.judged_on_means
+        assert check.key_metric is None or check.legend or check.key_format[0]
