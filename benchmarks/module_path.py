@@ -45,41 +45,43 @@ def trace(check: str) -> list[tuple[str, str]]:
     import pytest
 
     events: list[tuple[str, str]] = []
-    stack: list[str | None] = []  # package module of every traced frame (None outside packages)
-    state = {"on": 0, "visited": set()}
+    visited: set[str] = set()
 
     def module_of(frame) -> str | None:
         name = frame.f_globals.get("__name__", "")
         return name if name.split(".")[0] in PACKAGES else None
 
-    def profile(frame, event, arg):
-        if event not in ("call", "return"):
-            return
+    def is_item_run(frame) -> bool:
+        return frame.f_code.co_name == "run_item" and \
+            (module_of(frame) or "").split(".")[-1] in ("items", "running")
+
+    def tracer(frame, event, arg):  # called on every Python call; no line events (returns None)
         module = module_of(frame)
-        if frame.f_code.co_name == "run_item" and (module or "").split(".")[-1] in ("items", "running"):
-            state["on"] += 1 if event == "call" else -1
-        if not state["on"]:
-            return
-        if event == "return":
-            if stack:
-                stack.pop()
-            return
-        if module is not None:
-            state["visited"].add(module)
-            below = [m for m in stack if m is not None]
-            if below and below[-1] != module and module in below:
-                events.append((below[-1], module))
-        stack.append(module)
+        if module is None:
+            return None
+        below, inside, caller = [], is_item_run(frame), frame.f_back
+        while caller is not None:
+            inside = inside or is_item_run(caller)
+            outer = module_of(caller)
+            if outer is not None:
+                below.append(outer)
+            caller = caller.f_back
+        if not inside:
+            return None
+        visited.add(module)
+        if below and below[0] != module and module in below:
+            events.append((below[0], module))
+        return None
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "test_model.py").write_text(TEST)
-        sys.setprofile(profile)
+        sys.settrace(tracer)
         try:
             pytest.main([tmp, "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--rethink",
                          f"--rethink-checks={check}", "-n", "0", "--rethink-threads=1"])
         finally:
-            sys.setprofile(None)
-    trace.visited = sorted(state["visited"])  # type: ignore[attr-defined]
+            sys.settrace(None)
+    trace.visited = sorted(visited)  # type: ignore[attr-defined]
     return events
 
 
