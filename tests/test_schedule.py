@@ -186,7 +186,7 @@ def rethink_config():
 ''')
     result = pytester.runpytest("--rethink", "--rethink-checks=true_labels")
     assert result.ret != pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*SettingsError: FitConfig.lr_decay_steps=0 is invalid; allowed: an integer >= 1*"])
+    result.stdout.fnmatch_lines(["*SettingsError: rethink_config: FitConfig.lr_decay_steps=0 is invalid; allowed: an integer >= 1*"])
 
 
 def test_good_values_on_the_command_line_reach_the_fit(pytester: pytest.Pytester, tmp_path) -> None:
