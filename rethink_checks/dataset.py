@@ -16,7 +16,7 @@ import torch
 
 from .errors import DataError, InputTypeError
 
-__all__ = ["Dataset", "KINDS", "infer_kind", "from_tensors", "from_arrays", "require_training_examples"]
+__all__ = ["Dataset", "KINDS", "INPUT_FORMS", "infer_kind", "from_tensors", "from_arrays", "require_training_examples"]
 
 
 #: Input kinds: images (N, C, H, W), feature vectors (N, D), token sequences (N, L) of integer ids.
@@ -73,8 +73,18 @@ class Dataset:
     check_defaults: dict[str, Any] = field(default_factory=dict, compare=False)
     kind: str | None = None
     vocab_size: int | None = None
+    #: per-example tensors beside ``train_x`` / ``test_x`` (same rows): an ``attention_mask``
+    #: (1 on real tokens, 0 on padding) and the other inputs of a multi-input model
+    train_extra: dict[str, torch.Tensor] = field(default_factory=dict, compare=False)
+    test_extra: dict[str, torch.Tensor] = field(default_factory=dict, compare=False)
+    #: how a batch reaches the model: "tensor" ``model(x)``, "tuple" ``model(x, *others)``,
+    #: "mapping" ``model(**{input_keys[0]: x, ...})``; ``input_keys[0]`` names ``train_x``,
+    #: the rest name the entries of ``train_extra`` passed along (in order)
+    input_form: str = "tensor"
+    input_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_form(self)
         kind = infer_kind(self.train_x) if self.kind is None else self.kind
         if kind not in KINDS:
             raise DataError(f"kind={self.kind!r} is not allowed; expected one of {', '.join(KINDS)}")
@@ -106,7 +116,19 @@ class Dataset:
     def to(self, device: torch.device | str) -> "Dataset":
         """The same dataset with every tensor on ``device``."""
         return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
-                       test_x=self.test_x.to(device), test_y=self.test_y.to(device))
+                       test_x=self.test_x.to(device), test_y=self.test_y.to(device),
+                       train_extra={k: t.to(device) for k, t in self.train_extra.items()},
+                       test_extra={k: t.to(device) for k, t in self.test_extra.items()})
+
+    @property
+    def mask(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The train and test ``attention_mask`` (None without one): which token positions are real."""
+        return self.train_extra.get("attention_mask"), self.test_extra.get("attention_mask")
+
+    @property
+    def passed_inputs(self) -> tuple[str, ...]:
+        """The names of the inputs a batch passes beside ``train_x`` (empty for a tensor batch)."""
+        return self.input_keys[1:] if self.input_form != "tensor" else ()
 
     def replace(self, **changes: Any) -> "Dataset":
         """A copy with ``changes``; new inputs of another layout (say, flattened images) re-infer
@@ -135,6 +157,7 @@ class Dataset:
             idx = torch.randperm(len(x), generator=gen)[:n].sort().values.to(x.device)
             picks[f"{split}_x"] = x[idx]
             picks[f"{split}_y"] = getattr(self, f"{split}_y")[idx]
+            picks[f"{split}_extra"] = {k: t[idx.to(t.device)] for k, t in getattr(self, f"{split}_extra").items()}
         return replace(self, name=f"{self.name}[{n_train}]", **picks)
 
     def __repr__(self) -> str:
@@ -143,6 +166,28 @@ class Dataset:
                 f"input_shape={self.input_shape}, num_classes={self.num_classes}, kind={self.kind!r}, "
                 + (f"vocab_size={self.vocab_size}, " if self.kind == "tokens" else "")
                 + f"dtype={self.train_x.dtype}, device={self.train_x.device})")
+
+
+#: how a batch reaches the model (Dataset.input_form)
+INPUT_FORMS = ("tensor", "tuple", "mapping")
+
+
+def _check_form(data: Dataset) -> None:
+    """A DataError unless the extras line up with the inputs and the form names them all."""
+    if data.input_form not in INPUT_FORMS:
+        raise DataError(f"input_form={data.input_form!r} is not allowed; expected one of {', '.join(INPUT_FORMS)}")
+    for split in ("train", "test"):
+        x, extra = getattr(data, f"{split}_x"), getattr(data, f"{split}_extra")
+        for key, t in extra.items():
+            if not isinstance(t, torch.Tensor) or len(t) != len(x):
+                got = f"{len(t)} rows" if isinstance(t, torch.Tensor) else type(t).__name__
+                raise DataError(f"{split}_extra[{key!r}]: {got}; expected a tensor with one row per "
+                                f"example ({len(x)})")
+    if data.input_form != "tensor":
+        missing = [k for k in data.input_keys[1:] if k not in data.train_extra or k not in data.test_extra]
+        if not data.input_keys or missing:
+            raise DataError(f"input_keys={data.input_keys!r}: the {data.input_form} form needs the name of "
+                            f"train_x first, then names in train_extra and test_extra (missing {missing})")
 
 
 # --------------------------------------------------------------------------- tensors and arrays

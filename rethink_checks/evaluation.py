@@ -27,7 +27,7 @@ def _correct(model: nn.Module, split: _Placed, chunk: int, autocast) -> torch.Te
     correct = torch.empty(len(split), dtype=torch.bool, device=split.y.device)
     for lo in range(0, len(split), chunk):
         with autocast():
-            out = _call_model(model, split.view(split.x[lo:lo + chunk]))
+            out = _call_model(model, split.rows(lo, lo + chunk))
         correct[lo:lo + chunk] = out.argmax(dim=1) == split.y[lo:lo + chunk]
     model.train()
     return correct

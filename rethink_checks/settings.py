@@ -33,7 +33,7 @@ from . import validation as v
 from .errors import RethinkError, SettingsError
 
 __all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOVABLE",
-           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS", "CHECK_NAMES", "EXPECTATIONS",
+           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS", "INITS", "CHECK_NAMES", "EXPECTATIONS",
            "parse_expect"]
 
 REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")  # CheckSettings.ablated_regularizers
@@ -43,6 +43,8 @@ RANDOMIZATIONS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian
 LABEL_MODES = ("paper", "wrong_class")
 CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
 PRECISIONS = ("auto", "fp32", "bf16")
+#: FitConfig.init: "auto" re-initializes a module instance and keeps a factory's fresh model
+INITS = ("auto", "as_given", "reinit")
 #: every check name (``checks.CHECKS`` keys; kept here so settings stay torch-free, a test pins it)
 CHECK_NAMES = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
                "partial_labels", "slowdown", "regularizers", "capacity", "expressivity",
@@ -91,6 +93,13 @@ class FitConfig:
     ``torch.compile`` (Inductor, no CUDA graphs of its own) before capture, for fewer, fused
     kernels per step at the price of compile time on first use; a failure to compile falls
     back to the plain model, with the reason recorded.
+    ``init``: "reinit" calls every submodule's ``reset_parameters`` under the fit's seed (the
+    paper trains from scratch; pretrained weights go, and each seed draws its own start),
+    "as_given" trains the weights as handed over, "auto" (default) re-initializes a module
+    instance (so ``--rethink-seeds`` varies its initialization) and keeps what a factory
+    builds (it already builds a fresh model under the fit's seed, with the author's own
+    initialization such as GoogLeNet's truncated normal); ``FitResult.settings["init"]``
+    records the one used.
     """
 
     lr: float | None = None
@@ -116,6 +125,7 @@ class FitConfig:
     eval_batch_size: int | None = None
     progress: Callable[[dict], None] | None = field(default=None, compare=False)
     compile: bool = False
+    init: str = "auto"
 
     def __post_init__(self) -> None:
         _validate_fit(self)
@@ -150,6 +160,7 @@ def _validate_fit(c: FitConfig) -> None:
         setattr(c, name, v.as_bool(own, name, getattr(c, name)))
     c.remove = _removals(c.remove)
     v.choice(own, "precision", c.precision, PRECISIONS)
+    v.choice(own, "init", c.init, INITS)
     if not isinstance(c.device, str) or not _DEVICE.match(c.device):
         raise v.invalid(own, "device", c.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not isinstance(c.seed, int) or isinstance(c.seed, bool):

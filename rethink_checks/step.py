@@ -9,12 +9,13 @@ run only to warm up or compile.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .adapters import Batch, call_model, logits_of, output_form
 from .errors import ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,18 +48,51 @@ class _Schedule:
 
 
 class _Placed:
-    """One split of the data on the device, stored NHWC for conv models so batches come out channels_last."""
+    """One split of the data on the device, stored NHWC for conv models so batches come out channels_last.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device, nhwc: bool):
+    ``extra`` holds the per-example tensors beside the main input (an attention mask, the other
+    inputs of a multi-input model); ``form`` and ``keys`` say how a batch reaches the model
+    (``Dataset.input_form`` / ``input_keys``): ``model(x)``, ``model(x, *others)`` or
+    ``model(**{keys[0]: x, ...})``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device, nhwc: bool,
+                 extra: dict[str, torch.Tensor] | None = None, form: str = "tensor",
+                 keys: tuple[str, ...] = ()):
         tokens = x.dim() == 2 and not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
         x = x.to(device=device, dtype=torch.int64 if tokens else torch.float32)  # token ids stay integer
         self.nhwc = nhwc and x.dim() == 4
         self.x = x.permute(0, 2, 3, 1).contiguous() if self.nhwc else x.contiguous()
         self.y = y.to(device=device, dtype=torch.int64)
+        self.form, self.keys = form, tuple(keys)
+        passed = self.keys[1:] if form != "tensor" else ()
+        self.extra = {k: extra[k].to(device).contiguous() for k in passed} if extra else {}
+
+    @classmethod
+    def of(cls, data: Any, split: str, device: torch.device, nhwc: bool) -> "_Placed":
+        """One split of a Dataset on the device, with the extras its batches pass."""
+        return cls(getattr(data, f"{split}_x"), getattr(data, f"{split}_y"), device, nhwc=nhwc,
+                   extra=getattr(data, f"{split}_extra", None), form=getattr(data, "input_form", "tensor"),
+                   keys=getattr(data, "input_keys", ()))
 
     def view(self, stored: torch.Tensor) -> torch.Tensor:
         """Stored rows as the model's N x C x H x W input (a channels_last view when NHWC)."""
         return stored.permute(0, 3, 1, 2) if self.nhwc else stored
+
+    def batch(self, x: torch.Tensor, rows: torch.Tensor | slice) -> Batch:
+        """The model input for ``rows``: ``x`` (those rows' main input, as the model takes it)
+        with the other inputs of the same rows, in the data's form."""
+        if self.form == "tensor":
+            return x
+        others = [self.extra[k][rows] if isinstance(rows, slice) else self.extra[k].index_select(0, rows)
+                  for k in self.keys[1:]]
+        if self.form == "tuple":
+            return (x, *others)
+        return {self.keys[0]: x, **dict(zip(self.keys[1:], others))}
+
+    def rows(self, lo: int, hi: int) -> Batch:
+        """The model input of rows ``lo:hi`` (evaluation chunks)."""
+        return self.batch(self.view(self.x[lo:hi]), slice(lo, hi))
 
     def __len__(self) -> int:
         return len(self.y)
@@ -67,6 +101,11 @@ class _Placed:
 def _is_conv2d(model: nn.Module) -> bool:
     """Whether channels_last can help: the model has 2-D convolutions."""
     return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules())
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    """Whether the model holds batch norm, which needs more than one example per training batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _accepts_channels_last(model: nn.Module, x: torch.Tensor) -> bool:
@@ -92,34 +131,54 @@ def _autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
-def _call_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run the model; its own exceptions become a ModelError naming the input shape."""
-    try:
-        return model(x)
-    except torch.cuda.OutOfMemoryError:
-        raise
-    except Exception as err:  # the user's model failed: say on what
-        raise ModelError(f"the model raised {type(err).__name__} on an input of shape "
-                         f"{tuple(x.shape)} ({x.dtype}): {err}") from err
+def _call_model(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Run the model on a batch and read its logits (:mod:`rethink_checks.adapters`)."""
+    return logits_of(call_model(model, batch))
 
 
-def _probe(model: nn.Module, train: _Placed, batch: int, num_classes: int, autocast) -> None:
-    """One eval-mode forward on a real batch so shape and type errors surface before training."""
-    n = min(batch, len(train))
-    x = train.view(train.x[:n])
+def _probe(model: nn.Module, train: _Placed, batch: int, num_classes: int, autocast,
+           stochastic: bool = False) -> tuple[str, bool]:
+    """Forwards on a real batch in train mode and in eval mode, so output forms, shapes and
+    types that do not fit surface before training; returns the output form (both modes named
+    when they differ) and, when ``stochastic`` is asked, whether two train-mode forwards on the
+    same batch differ (dropout called functionally inside ``forward``). The train-mode forwards
+    leave no trace: the RNG is forked and batch-norm buffers are restored."""
+    n = min(max(batch, 2), len(train))
+    rows = torch.arange(n, device=train.y.device)
+    x = train.batch(train.view(train.x[:n]), rows)
     was_training = model.training
-    model.eval()
+    buffers = [(b, b.clone()) for b in model.buffers()]
+    devices = [train.y.device.index or 0] if train.y.device.type == "cuda" else []
     try:
-        with torch.no_grad(), autocast():
-            out = _call_model(model, x)
+        with torch.no_grad(), autocast(), torch.random.fork_rng(devices=devices):
+            model.train()
+            outs = [call_model(model, x)]
+            if stochastic:
+                outs.append(call_model(model, x))
+            model.eval()
+            outs.append(call_model(model, x))
     finally:
         model.train(was_training)
-    if not isinstance(out, torch.Tensor):
-        raise ModelError(f"the model returned {type(out).__name__}; expected a tensor of logits "
-                         f"of shape ({n}, {num_classes})")
+        with torch.no_grad():
+            for buf, saved in buffers:
+                buf.copy_(saved)
+    forms = []
+    for mode, out in (("train", outs[0]), ("eval", outs[-1])):
+        forms.append(output_form(out))
+        _check_logits(logits_of(out), n, num_classes, mode, x)
+    moved = stochastic and not torch.allclose(logits_of(outs[0]).float(), logits_of(outs[1]).float(),
+                                              rtol=1e-3, atol=1e-4)
+    form = forms[0] if forms[0] == forms[1] else f"{forms[0]} in train mode, {forms[1]} in eval mode"
+    return form, moved
+
+
+def _check_logits(out: torch.Tensor, n: int, num_classes: int, mode: str, x: Batch) -> None:
+    """A ModelError unless ``out`` is (n, num_classes) floating-point logits."""
     if tuple(out.shape) != (n, num_classes):
+        from .adapters import describe_batch
+
         raise ModelError(f"model returned shape {tuple(out.shape)}; expected ({n}, {num_classes}) "
-                         f"(batch, num_classes logits) for input of shape {tuple(x.shape)}")
+                         f"(batch, num_classes logits) for {describe_batch(x)} in {mode} mode")
     if not out.is_floating_point():
         raise ModelError(f"the model returned {out.dtype} values; expected floating-point logits")
 
@@ -149,12 +208,17 @@ class _Loop:
         self.momentum, self.weight_decay = config.momentum, config.weight_decay
         self.n = len(train)
         self.full_steps, self.tail = divmod(self.n, self.batch)
+        #: a last batch of one example cannot train batch norm; dropped each epoch, as trainers do
+        self.dropped_tail = self.tail == 1 and self.full_steps > 0 and _has_batchnorm(model)
+        if self.dropped_tail:
+            self.tail = 0
         self.steps_per_epoch = self.full_steps + (1 if self.tail else 0)
         self.source = train.x  # replaced by an augmented copy each epoch when augment is on
         self.perm = torch.arange(self.n, device=device)
         self.base = torch.zeros((), dtype=torch.int64, device=device)
         self.offsets = torch.arange(self.batch, device=device)
-        self.tail_positions = torch.arange(self.full_steps * self.batch, self.n, device=device)
+        self.tail_positions = torch.arange(self.full_steps * self.batch, self.full_steps * self.batch + self.tail,
+                                           device=device)
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         self.correct_sum = torch.zeros((), dtype=torch.int64, device=device)  # train-mode, this epoch
         self.lr = torch.tensor(lr, dtype=torch.float32, device=device)
@@ -165,7 +229,7 @@ class _Loop:
         """One SGD step on the next batch of the epoch's permutation; no host synchronization."""
         positions = self.base + self.offsets if full else self.tail_positions
         index = self.perm.index_select(0, positions)
-        x = self.train.view(self.source.index_select(0, index))
+        x = self.train.batch(self.train.view(self.source.index_select(0, index)), index)
         y = self.train.y.index_select(0, index)
         for p in self.params:
             p.grad = None
@@ -208,7 +272,7 @@ class _Loop:
 
     def seen(self, steps: int) -> int:
         """Examples the epoch's first ``steps`` steps trained on."""
-        return self.n if steps >= self.steps_per_epoch else steps * self.batch
+        return self.n - self.dropped_tail if steps >= self.steps_per_epoch else steps * self.batch
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """Copies of the model's weights and buffers, for :meth:`restore` after warm-up steps."""

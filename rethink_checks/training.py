@@ -35,6 +35,7 @@ from .cuda_graphs import WARMUP_STEPS, _fast_path
 from .devices import cudnn_benchmark, device_name, oom_error, resolve_device
 from .errors import DataError, DeviceError, InputTypeError, ModelError
 from .example_record import ExampleRecord
+from .regularizers import initialize, not_removable
 from .results import FitResult
 from .settings import FitConfig
 from .evaluation import _accuracy, _auto_eval_batch, _correct, _evaluate_now, _test_due, _test_sample
@@ -73,6 +74,7 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
     with torch.random.fork_rng(devices=devices), cudnn_benchmark(device.type == "cuda"):
         torch.manual_seed(config.seed)
         model = _make_model(model_or_factory)
+        init = initialize(model, model_or_factory, config.init)
         model, removed, config = _apply_regularizers(model, config)
         lr = config.lr if config.lr is not None else float(getattr(model, "rethink_lr", None) or 0.01)
         if config.corruption is not None:
@@ -88,10 +90,12 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
                      precision=config.precision if config.precision != "auto"
                      else ("bf16" if device.type == "cuda" else "fp32"),
                      lr=lr, started=started,
-                     conv=data.train_x.dim() == 4 and _is_conv2d(model),
+                     conv=data.train_x.dim() == 4 and _is_conv2d(model)
+                     and getattr(data, "input_form", "tensor") == "tensor",
                      dataset_name=getattr(data, "name", ""))
         result = _train(model, data, plan)
-    result.removed = removed
+    result.settings["init"] = init
+    result.removed = removed + [f"not_removable:{n}" for n in not_removable(model, config.remove, result.settings)]
     return result
 
 
@@ -190,10 +194,11 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
                 if not _accepts_channels_last(model, data.train_x[:2].to(device)):
                     model.to(memory_format=torch.contiguous_format)
                     plan = dataclasses.replace(plan, conv=False)
-            train = _Placed(data.train_x, data.train_y, device, nhwc=plan.conv)
-            test = _Placed(data.test_x, data.test_y, device, nhwc=plan.conv) if len(data.test_y) else None
+            train = _Placed.of(data, "train", device, plan.conv)
+            test = _Placed.of(data, "test", device, plan.conv) if len(data.test_y) else None
             model.train()
-            _probe(model, train, config.batch_size, data.num_classes, plan.autocast)
+            output, stochastic = _probe(model, train, config.batch_size, data.num_classes, plan.autocast,
+                                        stochastic="dropout" in config.remove)
             if config.augment and data.train_x.dim() != 4:
                 raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape "
                                 f"{tuple(data.train_x.shape)}")
@@ -205,7 +210,10 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
             run.epochs()
         except torch.cuda.OutOfMemoryError as err:
             raise oom_error(err, config, "training") from err
-        return run.result(reason)
+        result = run.result(reason)
+    result.settings.update(output=output, stochastic_forward=stochastic, dropped_last_batch=loop.dropped_tail,
+                           inputs=train.form if train.form == "tensor" else f"{train.form} {list(train.keys)}")
+    return result
 
 
 class _Run:
