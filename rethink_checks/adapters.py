@@ -35,10 +35,10 @@ def output_form(out: Any) -> str | None:
     """Which of :data:`OUTPUT_FORMS` ``out`` has (None: none of them)."""
     if isinstance(out, torch.Tensor):
         return "tensor"
+    if isinstance(getattr(out, "logits", None), torch.Tensor):  # before the mapping: HF's ModelOutput is both
+        return "logits attribute"
     if isinstance(out, Mapping):
         return "logits key" if isinstance(out.get("logits"), torch.Tensor) else None
-    if isinstance(getattr(out, "logits", None), torch.Tensor):
-        return "logits attribute"
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         return "first element"
     return None

@@ -274,6 +274,23 @@ def gaussian_noise(images: torch.Tensor, *, seed: int, mean: Any = None, std: An
 
 # --------------------------------------------------------------------------- callables
 
+#: inputs a token batch passes beside the ids that follow the token positions: an input
+#: randomization of the ids keeps them (the mask marks the real tokens it acts on)
+TOKEN_COMPANIONS = ("attention_mask", "token_type_ids")
+
+
+def _single_input(name: str, dataset: Any) -> None:
+    """NotApplicable for an input randomization of a multi-input batch: randomizing one input
+    of several means nothing for the others (a token batch's mask and segment ids excepted)."""
+    others = [k for k in getattr(dataset, "passed_inputs", ()) if
+              not (dataset.kind == "tokens" and k in TOKEN_COMPANIONS)]
+    if others:
+        raise NotApplicable(name, f"multi-input ({', '.join(dataset.input_keys)})",
+                            f"the batch passes {len(others) + 1} inputs to the model, and randomizing "
+                            f"{dataset.input_keys[0]!r} alone says nothing about {others}; the label "
+                            "randomizations still apply")
+
+
 @dataclass(frozen=True)
 class CorruptLabels:
     """Callable form of :func:`corrupt_labels` (fixed p, K, seed, mode)."""
@@ -412,6 +429,7 @@ class CorruptionSpec:
         test_seed = derive_seed(self.seed, "test")
         if self.name in _LABEL_NAMES:
             return self._apply_labels(dataset, test_seed)
+        _single_input(self.name, dataset)
         if getattr(dataset, "kind", "image") != "image":
             from .vectors import apply_to_vectors
 

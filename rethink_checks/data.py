@@ -35,7 +35,7 @@ __all__ = [
 
 def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
                kind: str | None = None, cache_dir: str | os.PathLike | None = None,
-               cache: bool | None = None) -> Dataset:
+               cache: bool | None = None, collate: Any = None) -> Dataset:
     """A Dataset from whatever the user holds: a Dataset (returned as is), a spec string
     (:func:`load`), a pair ``(train, test)`` of map-style torch datasets of ``(input, label)``
     items, one such dataset or a list of such items (split with ``seed`` and ``test_fraction``),
@@ -43,7 +43,10 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
 
     Torch datasets are read item by item once (a progress line on stderr for long reads) and
     cached on disk (``cache``: None when the read was slow, True always, False never;
-    :mod:`rethink_checks.materialize` says under which key).
+    :mod:`rethink_checks.materialize` says under which key). Items may have several inputs (a
+    tuple or a mapping of tensors, or a mapping with a ``"label"`` key) and token sequences of
+    different lengths: ``collate`` (default :func:`rethink_checks.collate.pad_collate`, padding
+    with an ``attention_mask``) turns their inputs into one batch (docs/data.md, "Inputs").
     """
     if isinstance(obj, Dataset):
         return obj
@@ -52,7 +55,7 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
     from .materialize import materialize
 
     return materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
-                       cache_dir=cache_dir, cache=cache)
+                       cache_dir=cache_dir, cache=cache, collate=collate)
 
 
 # --------------------------------------------------------------------------- paper preprocessing
