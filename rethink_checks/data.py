@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .dataset import KINDS, Dataset, from_arrays, from_tensors, infer_kind
-from .errors import DataError, InputTypeError
+from .errors import DataError, InputTypeError, LabelWarning
 from .imagefolder import IMAGE_EXTENSIONS, default_cache_dir, read_image_folder
 from .specs import SPEC_OPTIONS, DataSpec, parse_spec
 
@@ -35,7 +35,7 @@ __all__ = [
 
 def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
                kind: str | None = None, cache_dir: str | os.PathLike | None = None,
-               cache: bool | None = None, collate: Any = None) -> Dataset:
+               cache: bool | None = None, collate: Any = None, remap_labels: bool = False) -> Dataset:
     """A Dataset from whatever the user holds: a Dataset (returned as is), a spec string
     (:func:`load`), a pair ``(train, test)`` of map-style torch datasets of ``(input, label)``
     items, one such dataset or a list of such items (split with ``seed`` and ``test_fraction``),
@@ -47,6 +47,8 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
     tuple or a mapping of tensors, or a mapping with a ``"label"`` key) and token sequences of
     different lengths: ``collate`` (default :func:`rethink_checks.collate.pad_collate`, padding
     with an ``attention_mask``) turns their inputs into one batch (docs/data.md, "Inputs").
+    ``remap_labels``: renumber the classes present 0..k-1 (labels 1..10 become 0..9) instead of
+    warning that class 0 is empty.
     """
     if isinstance(obj, Dataset):
         return obj
@@ -54,8 +56,12 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
         return load(obj)
     from .materialize import materialize
 
-    return materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
-                       cache_dir=cache_dir, cache=cache, collate=collate)
+    with warnings.catch_warnings():
+        if remap_labels:
+            warnings.simplefilter("ignore", LabelWarning)
+        data = materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
+                           cache_dir=cache_dir, cache=cache, collate=collate)
+    return data.remap_labels() if remap_labels else data
 
 
 # --------------------------------------------------------------------------- paper preprocessing

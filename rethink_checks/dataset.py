@@ -7,6 +7,7 @@ and what was expected (:class:`~rethink_checks.errors.DataError`).
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataError, InputTypeError
+from .errors import DataError, InputTypeError, LabelWarning
 
-__all__ = ["Dataset", "KINDS", "INPUT_FORMS", "infer_kind", "from_tensors", "from_arrays", "require_training_examples"]
+__all__ = ["Dataset", "KINDS", "INPUT_FORMS", "remap_labels", "infer_kind", "from_tensors", "from_arrays", "require_training_examples"]
 
 
 #: Input kinds: images (N, C, H, W), feature vectors (N, D), token sequences (N, L) of integer ids.
@@ -160,6 +161,10 @@ class Dataset:
             picks[f"{split}_extra"] = {k: t[idx.to(t.device)] for k, t in getattr(self, f"{split}_extra").items()}
         return replace(self, name=f"{self.name}[{n_train}]", **picks)
 
+    def remap_labels(self) -> "Dataset":
+        """This dataset with its classes renumbered 0..k-1 (:func:`remap_labels`)."""
+        return remap_labels(self)
+
     def __repr__(self) -> str:
         """A one-line summary (the default repr would print every tensor)."""
         return (f"Dataset(name={self.name!r}, train={len(self.train_x)}, test={len(self.test_x)}, "
@@ -269,6 +274,7 @@ def from_tensors(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     vy = _labels(test_y, "test_y", len(vx), "test_x")
     hi = int(torch.maximum(ty.max(), vy.max().to(ty.device)))
     if num_classes is None:
+        _warn_empty_classes(ty, hi + 1)  # an explicit num_classes is the user's word for the classes
         num_classes = hi + 1
         if num_classes < 2:
             raise DataError(f"num_classes: inferred {num_classes} from the labels (max {hi}); "
@@ -283,6 +289,28 @@ def from_tensors(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
             raise DataError(f"{arg}: label {int(y[index])} is outside [0, {num_classes}) at index {index} "
                             f"(num_classes={num_classes}); expected class indices 0..{num_classes - 1}")
     return Dataset(tx, ty, vx, vy, num_classes=num_classes, name=name, kind=kind, vocab_size=vocab_size)
+
+
+def _warn_empty_classes(train_y: torch.Tensor, num_classes: int) -> None:
+    """A LabelWarning naming the classes without a training example and what the randomizations draw."""
+    counts = torch.bincount(train_y[(train_y >= 0) & (train_y < num_classes)].cpu(), minlength=num_classes)
+    empty = (counts == 0).nonzero().flatten().tolist()
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+        warnings.warn(f"class(es) {shown} of 0..{num_classes - 1} have no training example (labels "
+                      f"{int(train_y.min())}..{int(train_y.max())}); random labels are drawn from all "
+                      f"{num_classes} classes, the empty ones included. If the labels should start at 0, "
+                      "pass remap_labels=True (as_dataset) or Dataset.remap_labels()", LabelWarning, stacklevel=3)
+
+
+def remap_labels(data: Dataset) -> Dataset:
+    """``data`` with the classes present in either split renumbered 0..k-1 in order (labels
+    1..10 become 0..9), so every class the randomizations draw from has examples."""
+    present = torch.unique(torch.cat([data.train_y.cpu(), data.test_y.cpu()]))
+    lookup = torch.full((int(present.max()) + 1,), -1, dtype=torch.int64)
+    lookup[present] = torch.arange(len(present))
+    return replace(data, train_y=lookup[data.train_y.cpu()].to(data.train_y.device),
+                   test_y=lookup[data.test_y.cpu()].to(data.test_y.device), num_classes=max(2, len(present)))
 
 
 def _to_nchw(a: np.ndarray, arg: str, layout: str) -> np.ndarray:

@@ -275,7 +275,8 @@ def _read_all(ds: Any, what: str, progress: Callable | None) -> tuple[torch.Tens
     shown = False
     for i in range(1, n):
         xi, y[i] = _item(ds, i, what)
-        if xi.dim() == first.dim() == 1 and xi.shape != first.shape and xi.dtype == first.dtype:
+        if xi.dim() == first.dim() == 1 and xi.shape != first.shape and xi.dtype == first.dtype \
+                and not xi.is_floating_point():  # token sequences of different lengths: padded
             raise _Ragged(f"{what} item {i}: a sequence of length {len(xi)}; item 0's has {len(first)}")
         if xi.shape != first.shape or xi.dtype != first.dtype:
             raise DataError(f"{what} item {i}: input of shape {tuple(xi.shape)} and dtype {xi.dtype}; "
