@@ -155,6 +155,9 @@ def run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
         "best_test_epoch": run.best_test_epoch,
         "num_parameters": run.num_parameters,
         "device": run.device,
+        # how the model was taken (rethink_checks.adapters, FitConfig.init)
+        "output": run.settings.get("output"), "inputs": run.settings.get("inputs"),
+        "init": run.settings.get("init"),
     }
 
 
