@@ -75,7 +75,7 @@ class RethinkState:
             return self.data_cache[spec]
         from rethink_checks.data import Dataset
 
-        if isinstance(spec, Dataset):
+        if isinstance(spec, Dataset) or getattr(spec, "streamed", False):  # streaming.Streamed too
             return spec
         held = self.object_data.get(id(spec))
         if held is not None and held[0] is spec:

@@ -419,6 +419,10 @@ class CorruptionSpec:
         """The dataset with this randomization applied to its train (and test) split."""
         from .data import Dataset
 
+        if getattr(dataset, "streamed", False):  # rethink_checks.streaming: labels as here, inputs per index
+            test_seed = derive_seed(self.seed, "test")
+            return self._apply_labels(dataset, test_seed) if self.name in _LABEL_NAMES \
+                else dataset.with_inputs_randomized(self, test_seed)
         if not isinstance(dataset, Dataset):
             raise InputTypeError(f"dataset must be a rethink_checks.data.Dataset, got "
                                       f"{type(dataset).__name__}")

@@ -35,7 +35,8 @@ __all__ = [
 
 def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
                kind: str | None = None, cache_dir: str | os.PathLike | None = None,
-               cache: bool | None = None, collate: Any = None, remap_labels: bool = False) -> Dataset:
+               cache: bool | None = None, collate: Any = None, remap_labels: bool = False,
+               stream: bool | None = None) -> Any:
     """A Dataset from whatever the user holds: a Dataset (returned as is), a spec string
     (:func:`load`), a pair ``(train, test)`` of map-style torch datasets of ``(input, label)``
     items, one such dataset or a list of such items (split with ``seed`` and ``test_fraction``),
@@ -48,7 +49,9 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
     different lengths: ``collate`` (default :func:`rethink_checks.collate.pad_collate`, padding
     with an ``attention_mask``) turns their inputs into one batch (docs/data.md, "Inputs").
     ``remap_labels``: renumber the classes present 0..k-1 (labels 1..10 become 0..9) instead of
-    warning that class 0 is empty.
+    warning that class 0 is empty. ``stream``: torch datasets come back as a
+    :class:`rethink_checks.streaming.Streamed`, fed through a DataLoader, when True, or when
+    None and their inputs would not fit (:data:`rethink_checks.streaming.STREAM_ABOVE_BYTES`).
     """
     if isinstance(obj, Dataset):
         return obj
@@ -60,7 +63,7 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
         if remap_labels:
             warnings.simplefilter("ignore", LabelWarning)
         data = materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
-                           cache_dir=cache_dir, cache=cache, collate=collate)
+                           cache_dir=cache_dir, cache=cache, collate=collate, stream=stream)
     return data.remap_labels() if remap_labels else data
 
 

@@ -8,6 +8,7 @@ run only to warm up or compile.
 """
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -94,6 +95,13 @@ class _Placed:
         """The model input of rows ``lo:hi`` (evaluation chunks)."""
         return self.batch(self.view(self.x[lo:hi]), slice(lo, hi))
 
+    def select(self, index: torch.Tensor) -> "_Placed":
+        """A copy holding the rows ``index`` (a sorted sample of a split)."""
+        sample = copy.copy(self)
+        sample.x, sample.y = self.x.index_select(0, index), self.y.index_select(0, index)
+        sample.extra = {k: t.index_select(0, index) for k, t in self.extra.items()}
+        return sample
+
     def __len__(self) -> int:
         return len(self.y)
 
@@ -144,8 +152,7 @@ def _probe(model: nn.Module, train: _Placed, batch: int, num_classes: int, autoc
     same batch differ (dropout called functionally inside ``forward``). The train-mode forwards
     leave no trace: the RNG is forked and batch-norm buffers are restored."""
     n = min(max(batch, 2), len(train))
-    rows = torch.arange(n, device=train.y.device)
-    x = train.batch(train.view(train.x[:n]), rows)
+    x = train.rows(0, n)
     was_training = model.training
     buffers = [(b, b.clone()) for b in model.buffers()]
     devices = [train.y.device.index or 0] if train.y.device.type == "cuda" else []
@@ -230,7 +237,10 @@ class _Loop:
         positions = self.base + self.offsets if full else self.tail_positions
         index = self.perm.index_select(0, positions)
         x = self.train.batch(self.train.view(self.source.index_select(0, index)), index)
-        y = self.train.y.index_select(0, index)
+        self.update(x, self.train.y.index_select(0, index), full)
+
+    def update(self, x: Batch, y: torch.Tensor, full: bool) -> None:
+        """Forward, backward and the SGD step on one batch; the epoch's sums grow on the device."""
         for p in self.params:
             p.grad = None
         with self.autocast():

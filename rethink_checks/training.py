@@ -41,6 +41,7 @@ from .settings import FitConfig
 from .evaluation import _accuracy, _auto_eval_batch, _correct, _evaluate_now, _test_due, _test_sample
 from .step import (_accepts_channels_last, _autocast, _is_conv2d, _Loop, _Placed, _probe, _Schedule,
                    lr_at, sgd_momentum_update)
+from .streaming import _StreamLoop, first_inputs, placed_split
 
 __all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "lr_at", "WARMUP_STEPS"]
 
@@ -90,7 +91,7 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
                      precision=config.precision if config.precision != "auto"
                      else ("bf16" if device.type == "cuda" else "fp32"),
                      lr=lr, started=started,
-                     conv=data.train_x.dim() == 4 and _is_conv2d(model)
+                     conv=len(data.input_shape) == 3 and _is_conv2d(model)
                      and getattr(data, "input_form", "tensor") == "tensor",
                      dataset_name=getattr(data, "name", ""))
         result = _train(model, data, plan)
@@ -160,12 +161,13 @@ def _apply_regularizers(model: nn.Module, config: FitConfig) -> tuple[nn.Module,
 
 def _check_dataset(data: Any) -> None:
     """Fail early, with the shapes named, on data fit() cannot train on."""
-    needed = ("train_x", "train_y", "test_x", "test_y", "num_classes")
+    needed = ("train_y", "test_y", "num_classes") if getattr(data, "streamed", False) \
+        else ("train_x", "train_y", "test_x", "test_y", "num_classes")
     missing = [n for n in needed if not hasattr(data, n)]
     if missing:
         raise DataError(f"data must be a rethink_checks.data.Dataset; got {type(data).__name__} "
                         f"without {missing}")
-    x, y = data.train_x, data.train_y
+    x, y = (data.train_y if getattr(data, "streamed", False) else data.train_x), data.train_y
     if len(x) == 0 or len(x) != len(y):
         raise DataError(f"the training split needs matching, non-empty images and labels; got "
                         f"{tuple(x.shape)} images and {tuple(y.shape)} labels")
@@ -191,27 +193,29 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
             model.to(device)
             if plan.conv:
                 model.to(memory_format=torch.channels_last)
-                if not _accepts_channels_last(model, data.train_x[:2].to(device)):
+                if not _accepts_channels_last(model, first_inputs(data, device)):
                     model.to(memory_format=torch.contiguous_format)
                     plan = dataclasses.replace(plan, conv=False)
-            train = _Placed.of(data, "train", device, plan.conv)
-            test = _Placed.of(data, "test", device, plan.conv) if len(data.test_y) else None
+            train = placed_split(data, "train", device, plan.conv)
+            test = placed_split(data, "test", device, plan.conv) if len(data.test_y) else None
             model.train()
             output, stochastic = _probe(model, train, config.batch_size, data.num_classes, plan.autocast,
                                         stochastic="dropout" in config.remove)
-            if config.augment and data.train_x.dim() != 4:
+            if config.augment and len(data.input_shape) != 3:
                 raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape "
-                                f"{tuple(data.train_x.shape)}")
-            loop = _Loop(model, train, config, plan.lr, plan.autocast)
-            if config.augment:
+                                f"{tuple(data.input_shape)}")
+            streamed = getattr(data, "streamed", False)
+            loop = (_StreamLoop if streamed else _Loop)(model, train, config, plan.lr, plan.autocast)
+            if config.augment and not streamed:
                 loop.source = train.x.clone()
-            graphs, reason = _fast_path(loop, device, config.fast, config.compile)
+            graphs, reason = _fast_path(loop, device, config.fast and not streamed, config.compile)
             run = _Run(model, loop, graphs, train, test, plan)
             run.epochs()
         except torch.cuda.OutOfMemoryError as err:
             raise oom_error(err, config, "training") from err
         result = run.result(reason)
     result.settings.update(output=output, stochastic_forward=stochastic, dropped_last_batch=loop.dropped_tail,
+                           streamed=streamed, workers=getattr(data, "workers", 0) if streamed else None,
                            inputs=train.form if train.form == "tensor" else f"{train.form} {list(train.keys)}")
     return result
 
@@ -251,7 +255,7 @@ class _Run:
             ticked = time.perf_counter()
             perm = torch.randperm(loop.n, generator=self.shuffle)
             source = None
-            if cfg.augment:
+            if cfg.augment and self.train.x is not None:  # a streamed loop augments each batch
                 source = self._augmented_source()
             loop.start_epoch(perm.to(loop.perm.device), source)
             if self.graphs is not None:
