@@ -140,6 +140,10 @@ class Streamed:
     input_keys: tuple = ()
     streamed: bool = True
 
+    def __repr__(self) -> str:
+        return (f"Streamed(name={self.name!r}, train={len(self.train_rows)}, test={len(self.test_rows)}, "
+                f"num_classes={self.num_classes}, workers={self.workers})")
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(_as_image(self.train[int(self.train_rows[0])][0], "train item 0").shape)
