@@ -85,8 +85,9 @@ class RethinkState:
             dataset = self.data_cache[fingerprint]
         else:
             from rethink_checks.materialize import materialize
+            from rethink_checks.streaming import stream_if_large
 
-            dataset = materialize(spec, progress=progress)
+            dataset = stream_if_large(spec) or materialize(spec, progress=progress)
             if fingerprint is not None:
                 self.data_cache[fingerprint] = dataset
         self.object_data[id(spec)] = (spec, dataset)

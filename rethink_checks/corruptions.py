@@ -417,7 +417,7 @@ class CorruptionSpec:
 
     def apply(self, dataset: Any) -> Any:
         """The dataset with this randomization applied to its train (and test) split."""
-        from .data import Dataset
+        from .dataset import Dataset
 
         if getattr(dataset, "streamed", False):  # rethink_checks.streaming: labels as here, inputs per index
             test_seed = derive_seed(self.seed, "test")

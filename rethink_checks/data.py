@@ -58,12 +58,16 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
     if isinstance(obj, str):
         return load(obj)
     from .materialize import materialize
+    from .streaming import stream_if_large
 
+    large = stream_if_large(obj, stream, seed=seed, test_fraction=test_fraction, num_classes=num_classes)
+    if large is not None:
+        return large
     with warnings.catch_warnings():
         if remap_labels:
             warnings.simplefilter("ignore", LabelWarning)
         data = materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
-                           cache_dir=cache_dir, cache=cache, collate=collate, stream=stream)
+                           cache_dir=cache_dir, cache=cache, collate=collate)
     return data.remap_labels() if remap_labels else data
 
 

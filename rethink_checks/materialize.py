@@ -79,42 +79,20 @@ def materialize(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_clas
                 kind: str | None = None, cache_dir: str | os.PathLike | None = None,
                 cache: bool | None = None,
                 progress: Callable[[str, int, int, float], None] | None = None,
-                collate: Callable[[list], Any] | None = None, stream: bool | None = None) -> Any:
+                collate: Callable[[list], Any] | None = None) -> Dataset:
     """A validated Dataset from torch datasets or array tuples (see the module docstring).
 
     ``cache``: None writes reads slower than :data:`CACHE_MIN_SECONDS`, True writes every read,
     False neither reads nor writes the cache. ``progress(name, done, total, seconds)`` replaces
     the stderr line. Items with several inputs (a tuple or mapping), mapping items with a
     label key, token sequences of different lengths, or any items when ``collate`` is given are
-    read by :mod:`rethink_checks.collate` (no cache). ``stream``: True returns torch datasets
-    as a :class:`~rethink_checks.streaming.Streamed` (read through a DataLoader), None does so
-    when their float32 inputs would exceed :data:`~rethink_checks.streaming.STREAM_ABOVE_BYTES`.
+    read by :mod:`rethink_checks.collate` (no cache).
     """
-    if stream is not False and _streamable(obj) and (stream or _too_large(obj)):
-        from .streaming import streamed
-
-        return streamed(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes)
     try:
         return _materialize(obj, seed, test_fraction, num_classes, kind,
                             dict(cache_dir=cache_dir, cache=cache, progress=progress), collate)
     except _Ragged:
         return _materialize(obj, seed, test_fraction, num_classes, kind, {}, collate, structured=True)
-
-
-def _streamable(obj: Any) -> bool:
-    """One map-style torch dataset or a pair of them (the forms streaming takes)."""
-    return _is_map_dataset(obj) or (isinstance(obj, (tuple, list)) and len(obj) == 2
-                                    and all(_is_map_dataset(v) for v in obj))
-
-
-def _too_large(obj: Any) -> bool:
-    from .streaming import STREAM_ABOVE_BYTES, estimated_bytes
-
-    try:
-        return sum(estimated_bytes(ds) for ds in (obj if isinstance(obj, (tuple, list)) else [obj])) \
-            > STREAM_ABOVE_BYTES
-    except Exception:  # not images, or an unreadable first item: the materialized read says why
-        return False
 
 
 class _Ragged(DataError):

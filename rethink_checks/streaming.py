@@ -32,7 +32,7 @@ from .errors import DataError, NotApplicable
 from .seeding import derive_seed
 from .step import _Loop, _Placed
 
-__all__ = ["Streamed", "streamed", "STREAM_ABOVE_BYTES", "estimated_bytes", "placed_split", "first_inputs"]
+__all__ = ["Streamed", "streamed", "stream_if_large", "STREAM_ABOVE_BYTES", "estimated_bytes", "placed_split", "first_inputs"]
 
 #: datasets whose float32 inputs would take more than this are streamed by ``as_dataset``
 #: (a quarter of the machine's memory, at least 1 GiB; override with RETHINK_STREAM_ABOVE_BYTES)
@@ -221,6 +221,24 @@ class Streamed:
         return torch.utils.data.DataLoader(
             self.items(split, train), batch_size=batch_size, sampler=order, shuffle=False,
             num_workers=self.workers, pin_memory=pin, persistent_workers=False)
+
+
+def stream_if_large(obj: Any, stream: bool | None = None, **options: Any) -> Streamed | None:
+    """``obj`` (one map-style torch dataset or a pair) as a :class:`Streamed` when ``stream`` is
+    True, or None and its float32 inputs would exceed :data:`STREAM_ABOVE_BYTES`; else None
+    (materialize it). ``options`` go to :func:`streamed`."""
+    from .materialize import _is_map_dataset
+
+    parts = obj if isinstance(obj, (tuple, list)) and len(obj) == 2 else [obj]
+    if stream is False or not all(_is_map_dataset(ds) for ds in parts):
+        return None
+    if not stream:
+        try:
+            if sum(estimated_bytes(ds) for ds in parts) <= STREAM_ABOVE_BYTES:
+                return None
+        except Exception:  # not images, or an unreadable first item: the materialized read says why
+            return None
+    return streamed(obj, **options)
 
 
 def streamed(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,

@@ -201,10 +201,10 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
             model.train()
             output, stochastic = _probe(model, train, config.batch_size, data.num_classes, plan.autocast,
                                         stochastic="dropout" in config.remove)
-            if config.augment and len(data.input_shape) != 3:
+            streamed = getattr(data, "streamed", False)  # streamed data are images (rethink_checks.streaming)
+            if config.augment and not streamed and data.train_x.dim() != 4:
                 raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape "
-                                f"{tuple(data.input_shape)}")
-            streamed = getattr(data, "streamed", False)
+                                f"{tuple(data.train_x.shape)}")
             loop = (_StreamLoop if streamed else _Loop)(model, train, config, plan.lr, plan.autocast)
             if config.augment and not streamed:
                 loop.source = train.x.clone()
