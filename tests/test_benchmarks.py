@@ -103,3 +103,14 @@ def test_bench_seeds_quick_writes_cost_and_expectation(tmp_path: Path) -> None:
     assert set(expectation) == {(w, c) for w in (4, 512) for c in ("true_labels", "random_labels")}
     assert expectation[(4, "random_labels")]["passed"]  # 3 epochs: nothing memorizes, as expected
     assert "expected not memorized" in expectation[(4, "random_labels")]["message"]
+
+
+def test_bench_streaming_quick_writes_the_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "streaming.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_streaming.py"), "--quick",
+                           "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "materialized / variant" in proc.stdout
+    report = json.loads(out.read_text())
+    assert set(report["ratio"]) == {"materialized", "streamed_w0", "streamed_w1"}
+    assert report["ratio"]["materialized"] == 1.0 and report["machine"]
