@@ -39,6 +39,10 @@ def blobs(n=48, d=6, k=3):
 @pytest.fixture
 def rethink_data():
     return blobs()
+
+
+def mlp(num_classes=3):
+    return nn.Sequential(nn.Linear(6, 128), nn.ReLU(), nn.Linear(128, num_classes))
 '''
 
 TOKENS = '''
@@ -75,85 +79,67 @@ def entries(pytester: pytest.Pytester) -> dict[str, dict]:
     return {item["nodeid"].split("::", 1)[1]: item for item in doc["items"]}
 
 
-def test_hf_style_output_object(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_hf=HEAD + '''
+HF_STYLE = '''
 class Output:
     def __init__(self, logits):
         self.logits, self.loss = logits, None
 
 
-class HFStyle(nn.Module):
+class Model(nn.Module):
     def __init__(self):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(6, 128), nn.ReLU(), nn.Linear(128, 3))
+        self.body = mlp()
 
     def forward(self, x):
         return Output(self.body(x))
+'''
 
-
-@pytest.fixture
-def rethink_model():
-    return HFStyle
-''')
-    pytester.runpytest(*ARGS).assert_outcomes(passed=2)
-    for entry in entries(pytester).values():
-        assert entry["metrics"]["output"] == "logits attribute"
-
-
-def test_googlenet_style_train_mode_tuple(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_aux=HEAD + '''
-class WithAux(nn.Module):
+GOOGLENET_STYLE = '''
+class Model(nn.Module):
     def __init__(self):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(6, 128), nn.ReLU(), nn.Linear(128, 3))
-        self.aux = nn.Linear(6, 3)
+        self.body, self.aux = mlp(), nn.Linear(6, 3)
 
     def forward(self, x):
         logits = self.body(x)
         return (logits, self.aux(x)) if self.training else logits
+'''
 
+
+@pytest.mark.parametrize("model, recorded", [
+    (HF_STYLE, "logits attribute"),
+    (GOOGLENET_STYLE, "first element in train mode, tensor in eval mode")], ids=["hf_output_object",
+                                                                               "googlenet_train_tuple"])
+def test_output_forms(pytester: pytest.Pytester, model: str, recorded: str) -> None:
+    """An HF-style output object, and a GoogLeNet-style (logits, aux) tuple in train mode only."""
+    pytester.makepyfile(test_output=HEAD + model + '''
 
 @pytest.fixture
 def rethink_model():
-    return WithAux
+    return Model
 ''')
     pytester.runpytest(*ARGS).assert_outcomes(passed=2)
     for entry in entries(pytester).values():
-        assert entry["metrics"]["output"] == "first element in train mode, tensor in eval mode"
+        assert entry["metrics"]["output"] == recorded
 
 
-def test_mapping_input_with_a_mask(pytester: pytest.Pytester) -> None:
-    """Items carry input_ids and attention_mask; the model takes them as keywords; the token
+@pytest.mark.parametrize("carried, randomization", [(True, "random_pixels"), (False, "shuffled_pixels")])
+def test_mapping_input_with_a_mask_and_padded_variable_length_tokens(
+        pytester: pytest.Pytester, carried: bool, randomization: str) -> None:
+    """Items carry input_ids and attention_mask (fixed length), or variable-length input_ids the
+    default collate pads, adding the mask; the model takes them as keywords; the token
     randomization keeps the mask."""
-    pytester.makepyfile(test_mapping=HEAD + TOKENS + '''
+    pytester.makepyfile(test_mapping=HEAD + TOKENS + f'''
 @pytest.fixture
 def rethink_data():
-    return token_items(mask=True)
+    return token_items(mask={carried})
 
 
 @pytest.fixture
 def rethink_model():
     return MaskedBag
 ''')
-    pytester.runpytest(*ARGS[:1], "--rethink-checks=true_labels,random_labels,random_pixels",
-                       *ARGS[2:]).assert_outcomes(passed=3)
-    got = entries(pytester)
-    assert got["rethink[true_labels]"]["metrics"]["inputs"] == "mapping ['input_ids', 'attention_mask']"
-
-
-def test_padded_variable_length_tokens(pytester: pytest.Pytester) -> None:
-    """Variable-length mapping items are padded by the default collate, with a mask made."""
-    pytester.makepyfile(test_padded=HEAD + TOKENS + '''
-@pytest.fixture
-def rethink_data():
-    return token_items()
-
-
-@pytest.fixture
-def rethink_model():
-    return MaskedBag
-''')
-    pytester.runpytest(*ARGS[:1], "--rethink-checks=true_labels,random_labels,shuffled_pixels",
+    pytester.runpytest(*ARGS[:1], f"--rethink-checks=true_labels,random_labels,{randomization}",
                        *ARGS[2:]).assert_outcomes(passed=3)
     for entry in entries(pytester).values():
         assert entry["metrics"]["inputs"] == "mapping ['input_ids', 'attention_mask']"
@@ -234,7 +220,7 @@ def test_pretrained_instance_with_reinit(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_instance=HEAD + '''
 @pytest.fixture
 def rethink_model():
-    model = nn.Sequential(nn.Linear(6, 128), nn.ReLU(), nn.Linear(128, 3))
+    model = mlp()
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(0.01)  # a start no seed would draw
@@ -282,8 +268,7 @@ def rethink_model():
 ''', test_good=HEAD + '''
 @pytest.fixture
 def rethink_model():
-    return lambda input_shape, num_classes: nn.Sequential(nn.Linear(6, 128), nn.ReLU(),
-                                                          nn.Linear(128, num_classes))
+    return lambda num_classes: mlp(num_classes)
 ''')
     pytester.runpytest(*ARGS).assert_outcomes(passed=2, errors=2)
     doc = json.loads((pytester.path / "out.json").read_text())
