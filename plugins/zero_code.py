@@ -177,11 +177,11 @@ def trial_build(spec: str, obj: Any, dataset: Any) -> None:
                               getattr(dataset, "vocab_size", None))()
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"it returned {type(model).__name__}, not an nn.Module")
-        from rethink_checks.adapters import call_model, logits_of
+        from rethink_checks.adapters import logits_of
 
         model.eval()
         with torch.no_grad():
-            out = logits_of(call_model(model, dataset.train_x[:2]))
+            out = logits_of(model(dataset.train_x[:2]))  # a tensor, .logits, ["logits"], a tuple's first
         expected = (min(2, len(dataset.train_x)), dataset.num_classes)
         if tuple(out.shape) != expected:
             shape = tuple(out.shape)
