@@ -281,6 +281,9 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         "removed": ",".join(off.removed),
         "memorized_with_regularizers": memorized,
         "random_train_accuracy_with_regularizers": rnd.train_accuracy,
+        # present and not removable (dropout called in forward, a label-smoothing loss module)
+        "not_removable": ",".join(r.split(":", 1)[1] for r in off.removed
+                                  if r.startswith("not_removable:")) or None,
     }
     problems = []
     if not fitted_without:
@@ -292,6 +295,8 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: Check
         f"test accuracy {_fmt(on.test_accuracy)} with, {_fmt(off.test_accuracy)} without "
         f"(gain {_fmt(gain)}); random labels {'still' if memorized else 'not'} memorized "
         "with the regularizers on")
+    if metrics["not_removable"]:
+        msg += f"; present and not removable, so 'without' still had: {metrics['not_removable']}"
     criterion = (f"without any regularizer the model still fits (train accuracy >= {t}) and "
                  f"test accuracy with minus without <= {settings.max_regularizer_gain}; "
                  f"regularizers on: {', '.join(regs) or 'none'}" + (f" ({left_out})" if left_out else ""))

@@ -335,3 +335,21 @@ def test_pad_collate_pads_right_and_marks_real_tokens(lengths, mapping):
     assert mask.sum(1).tolist() == lengths and ids.shape == (len(lengths), max(lengths))
     for r, s in enumerate(seqs):
         assert torch.equal(ids[r, :len(s)], s) and bool((ids[r, len(s):] == 0).all())
+
+
+def test_the_regularizers_check_names_what_it_could_not_remove():
+    from rethink_checks.checks import CheckSettings, run_check
+
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.lin(nn.functional.dropout(x, 0.2, self.training))
+
+    settings = CheckSettings.from_mapping(dict(max_epochs=2, device="cpu", fit_threshold=0.1,
+                                               max_regularizer_gain=1.0))
+    result = run_check("regularizers", Functional, blobs(), settings)
+    assert result.metrics["not_removable"] == "functional dropout (two train-mode forwards on one batch differ)"
+    assert "present and not removable, so 'without' still had: functional dropout" in result.message
