@@ -295,7 +295,7 @@ def test_user_budgets_have_a_step_floor_and_a_batch_fraction(n):
 def test_user_data_carries_the_budget_and_built_in_data_does_not():
     from rethink_checks.data import load
 
-    assert _blobs(140).defaults == {"batch_size": 16, "max_epochs": 445}
+    assert _blobs(140).defaults == {"batch_size": 16, "max_epochs": 445, "max_slowdown": 40.0}
     assert load("digits").defaults["batch_size"] == 32 and load("digits,raw").defaults == {}
     assert user_fit_defaults(50_000) == {"batch_size": 128, "max_epochs": 100}  # the paper's
 
