@@ -166,47 +166,33 @@ def test_bad_recipes_fail_their_own_items_with_one_line(pytester: pytest.Pyteste
 
 
 BERT = '''
+import sys
+
 import pytest
-import torch
-from torch import nn
-from rethink_checks.data import from_tensors
+
+sys.path.insert(0, "{benchmarks}")
+from bench_recipes import BertLogits, token_corpus  # the benchmark's model and corpus, smaller
 
 
 @pytest.fixture(scope="module")
 def rethink_data():
-    """72 token documents of 12 ids, 3 classes: each class draws more often from its own 10 ids."""
-    g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 3, (96,), generator=g)
-    own = torch.randint(0, 10, (96, 12), generator=g) + 10 * y[:, None]
-    shared = torch.randint(30, 60, (96, 12), generator=g)
-    x = torch.where(torch.rand(96, 12, generator=g) < 0.5, own, shared)
-    return from_tensors(x[:72], y[:72], x[72:], y[72:], num_classes=3)
-
-
-class Logits(nn.Module):
-    """BertForSequenceClassification returns an output object; the checks want logits."""
-
-    def __init__(self, vocab_size, num_classes):
-        super().__init__()
-        from transformers import BertConfig, BertForSequenceClassification
-
-        config = BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
-                            num_attention_heads=2, intermediate_size=128, max_position_embeddings=32,
-                            num_labels=num_classes, hidden_dropout_prob=0.0,
-                            attention_probs_dropout_prob=0.0)
-        self.bert = BertForSequenceClassification(config)
-
-    def forward(self, ids):
-        return self.bert(input_ids=ids).logits
+    return token_corpus(72, length=12)
 
 
 @pytest.fixture
 def rethink_model():
-    return lambda input_shape, num_classes, vocab_size: Logits(vocab_size, num_classes)
+    return lambda input_shape, num_classes, vocab_size: BertLogits(vocab_size, num_classes)
 '''
 
 VIT = '''
 import pytest
+from rethink_checks.data import load
+
+
+@pytest.fixture(scope="module")
+def rethink_data():
+    # real CIFAR-10 (whitened), 32 training and 64 test images: the test split is measured whole
+    return load("folder:{path}").subset(32, seed=0, n_test=64)
 
 
 @pytest.fixture
@@ -227,7 +213,7 @@ ADAMW = ("--rethink-optimizer=adamw", "--rethink-schedule=cosine", "--rethink-wa
 
 def test_tiny_bert_with_adamw_warmup_cosine_from_the_command_line(pytester: pytest.Pytester) -> None:
     pytest.importorskip("transformers")
-    pytester.makepyfile(test_bert=BERT)
+    pytester.makepyfile(test_bert=BERT.replace("{benchmarks}", str(Path(__file__).resolve().parents[1] / "benchmarks")))
     result = pytester.runpytest("--rethink", *ADAMW, "--rethink-max-epochs=60")
     got = items(pytester)
     assert {k: v["outcome"] for k, v in got.items()} == {
@@ -239,10 +225,8 @@ def test_tiny_bert_with_adamw_warmup_cosine_from_the_command_line(pytester: pyte
 @pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason=f"needs {SHARED_CIFAR}")
 def test_tiny_vit_on_real_cifar10_with_adamw_warmup_cosine(pytester: pytest.Pytester) -> None:
     pytest.importorskip("timm")
-    pytester.makepyfile(test_vit=VIT)
-    result = pytester.runpytest("--rethink", *ADAMW, f"--rethink-data=folder:{SHARED_CIFAR}",
-                                "--rethink-train-size=32", "--rethink-batch-size=8", "--rethink-max-epochs=80",
-                                "--rethink-test-sample=32")
+    pytester.makepyfile(test_vit=VIT.replace("{path}", str(SHARED_CIFAR)))
+    result = pytester.runpytest("--rethink", *ADAMW, "--rethink-batch-size=8", "--rethink-max-epochs=80")
     got = items(pytester)
     assert {k: v["outcome"] for k, v in got.items()} == {
         "rethink[true_labels]": "passed", "rethink[random_labels]": "passed"}, \
