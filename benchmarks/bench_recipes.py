@@ -17,7 +17,7 @@ give. Every fit gets the data's own defaults (user data: batch <= 1/8 of the row
 steps) unless ``--max-epochs`` caps them; the paper's recipe may fail: that is the finding.
 
 Usage: python benchmarks/bench_recipes.py [--models bert,vit] [--device cpu] [--max-epochs N]
-           [--quick] [--out PATH]
+           [--threads 1] [--quick] [--out PATH]
 ``--quick``: 150 documents, a 2-block ViT on 64 images, at most 40 epochs (a smoke test).
 Prints a table and writes JSON (default benchmarks/results/recipes.json; quick: recipes_quick.json).
 """
@@ -125,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--max-epochs", type=int, default=None, help="cap every fit's epoch budget")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a "
+                        "shared machine; tiny models gain nothing from more)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     if args.quick and args.max_epochs is None:
         args.max_epochs = 40
     rows = []
