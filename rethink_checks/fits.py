@@ -158,6 +158,7 @@ def run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
         # how the model was taken (rethink_checks.adapters, FitConfig.init)
         "output": run.settings.get("output"), "inputs": run.settings.get("inputs"),
         "init": run.settings.get("init"), "streamed": run.settings.get("streamed"),
+        "recipe": run.settings.get("recipe"),  # the fit's optimizer, schedule, loss, precision
     }
 
 

@@ -108,11 +108,13 @@ def initialize(model: nn.Module, given: object, init: str) -> str:
 
 
 def not_removable(model: nn.Module, remove: tuple[str, ...], settings: dict) -> list[str]:
-    """The regularizers ``remove`` asked off that stay in a fitted ``model``: a random forward
+    """The regularizers ``remove`` asked off that stay in a fitted ``model`` (as
+    ``"not_removable:..."`` entries of ``FitResult.removed``): a random forward
     left once the dropout modules went (``settings["stochastic_forward"]``, found by the fit's
     probe: dropout called functionally), a label-smoothing loss module inside the model."""
     if "dropout" not in remove:
         return []
     found = ["functional dropout (two train-mode forwards on one batch differ)"] \
         if settings.get("stochastic_forward") else []
-    return found + [f"label_smoothing:{path}" for path in label_smoothing_in(model)]
+    found += [f"label_smoothing:{path}" for path in label_smoothing_in(model)]
+    return [f"not_removable:{what}" for what in found]

@@ -299,8 +299,9 @@ class _StreamedSplit:
 class _StreamLoop(_Loop):
     """The training loop over DataLoader batches: the materialized loop's update, batch by batch."""
 
-    def __init__(self, model: nn.Module, train: _StreamedSplit, config: Any, lr: float, autocast):
-        super().__init__(model, train, config, lr, autocast)
+    def __init__(self, model: nn.Module, train: _StreamedSplit, config: Any, lr: float, autocast,
+                 graph: bool = False):
+        super().__init__(model, train, config, lr, autocast, graph)
         self.order: list[int] = []
         self.augment = config.augment
         self.crops = torch.Generator().manual_seed(config.seed + 1_000_003)
@@ -310,18 +311,16 @@ class _StreamLoop(_Loop):
         self.loss_sum.zero_()
         self.correct_sum.zero_()
 
-    def run_epoch(self, first: int, steps: int, schedule: Any, full: Any = None, tail: Any = None) -> None:
+    def run_epoch(self, first: int, steps: int, full: Any = None, tail: Any = None) -> None:
+        """The epoch's first ``steps`` steps, one per DataLoader batch in the epoch's order."""
         from .augment import augment_images
 
         loader = self.train.data.loader("train", self.order, self.batch, train=True, device=self.train.device)
-        current = None
         for i, (x, y) in enumerate(loader):
             if i >= steps:
                 break
-            lr = schedule.at(first + i)
-            if lr != current:
-                self.lr.fill_(lr)
-                current = lr
+            self.steps_done = first + i
+            self.recipe.set_step(first + i)
             x = self.train.place(x)
             if self.augment:
                 x = augment_images(x, self.crops)
