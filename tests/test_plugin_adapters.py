@@ -278,11 +278,14 @@ def rethink_model():
 
 
 def test_tiny_bert_unwrapped_on_padded_text(pytester: pytest.Pytester) -> None:
-    """transformers' BertForSequenceClassification as users build it, on padded variable-length
-    text: true labels fit with the harness's SGD (random labels want AdamW: the recipe issue)."""
+    """transformers' BertForSequenceClassification as users build it, unwrapped, on padded
+    variable-length text: true labels and random labels fit under AdamW (the recipe's)."""
     pytest.importorskip("transformers")
-    pytester.makepyfile(test_bert=HEAD + TOKENS + '''
+    pytester.makepyfile(test_bert=TOKENS.replace("def token_items", "import pytest\nimport torch\n"
+                                                 "from torch import nn\n\n\ndef token_items") + '''
 from transformers import BertConfig, BertForSequenceClassification
+
+pytestmark = pytest.mark.rethink(optimizer="adamw", lr=1e-3, batch_size=8, max_epochs=150, device="cpu")
 
 
 @pytest.fixture
@@ -298,8 +301,7 @@ def rethink_model():
             intermediate_size=128, max_position_embeddings=32, num_labels=num_classes))
     return bert
 ''')
-    pytester.runpytest(*ARGS[:1], "--rethink-checks=true_labels", *ARGS[2:],
-                       "--rethink-max-epochs=20").assert_outcomes(passed=1)
-    (entry,) = entries(pytester).values()
-    assert entry["metrics"]["output"] == "logits attribute"
-    assert entry["metrics"]["inputs"] == "mapping ['input_ids', 'attention_mask']"
+    pytester.runpytest(*ARGS).assert_outcomes(passed=2)
+    for entry in entries(pytester).values():
+        assert entry["metrics"]["output"] == "logits attribute"
+        assert entry["metrics"]["inputs"] == "mapping ['input_ids', 'attention_mask']"
