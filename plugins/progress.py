@@ -87,8 +87,13 @@ class Running:
             self.measured = (float(acc), int(row.get("epoch") or 0))
 
 
-def _num(value: Any, spec: str) -> str:
+def _num(value: Any, spec: str = "") -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "-"
+
+
+def _of(row: dict[str, Any], key: str, budget: str) -> str:
+    """``14/100``: a count and its budget, ``14`` without one, ``-`` without the count."""
+    return _num(row.get(key)) + (f"/{row[budget]}" if row.get(budget) else "")
 
 
 def describe(item: Running, now: float) -> str:
@@ -97,8 +102,7 @@ def describe(item: Running, now: float) -> str:
     row = item.row
     fit = fit_name(row, item.check)
     head = item.label + (f" [{fit}]" if fit != item.check else "")
-    epoch = f"epoch {row.get('epoch', '-')}" + (f"/{row['max_epochs']}" if row.get("max_epochs") else "")
-    steps = f"step {row.get('step', '-')}" + (f"/{row['max_steps']}" if row.get("max_steps") else "")
+    epoch, steps = f"epoch {_of(row, 'epoch', 'max_epochs')}", f"step {_of(row, 'step', 'max_steps')}"
     measured = (f"train acc {item.measured[0]:.3f} (epoch {item.measured[1]})"
                 if item.measured is not None else "train acc n/m")
     left = time_left(row)
@@ -114,8 +118,7 @@ def compact(item: Running, now: float) -> str:
     fit = fit_name(row, item.check)
     head = item.label + (f" [{fit}]" if fit != item.check else "")
     left = time_left(row)
-    epochs = f"/{row['max_epochs']}" if row.get("max_epochs") else ""
-    return (f"{head} ep {row.get('epoch', '-')}{epochs} acc {_num(row.get('running_accuracy'), '.3f')} "
+    return (f"{head} ep {_of(row, 'epoch', 'max_epochs')} acc {_num(row.get('running_accuracy'), '.3f')} "
             f"{duration(now - item.started)}" + (f" <={duration(left)}" if left is not None else ""))
 
 
