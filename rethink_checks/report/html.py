@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -256,15 +256,25 @@ def _status(doc: Mapping[str, Any]) -> str:
     return f'<p class="status">status: {_e(status)}{_e(note)}; written {_e(doc.get("created", ""))}</p>'
 
 
+Tables = Mapping[str, tuple[Sequence[str], Sequence[Sequence[Any]]]]
+
+
+def _extra(tables: Tables | None) -> str:
+    return "".join(f"<h2>{_e(title)}</h2>" + _table(header, [[_fmt(c) for c in row] for row in rows])
+                   for title, (header, rows) in (tables or {}).items())
+
+
 def html_page(doc: Mapping[str, Any], title: str = "rethink_checks report",
-              images: Mapping[str, str | os.PathLike] | None = None) -> str:
+              images: Mapping[str, str | os.PathLike] | None = None,
+              tables: Tables | None = None) -> str:
     """The whole page for a session document (see the module docstring for its sections).
 
     ``images`` maps a model name to its suspects grid PNG (``--rethink-plots`` writes it),
-    embedded under that model's suspects.
+    embedded under that model's suspects; ``tables`` (title -> (header, rows)) are shown
+    after the verdicts (the reproduction's Table 1 and its differences from the paper).
     """
     items = [i for i in doc.get("items") or [] if isinstance(i, Mapping)]
-    sections = [_status(doc), _verdicts(items), _figure1a(items), _slowdown(items),
+    sections = [_status(doc), _verdicts(items), _extra(tables), _figure1a(items), _slowdown(items),
                 _partial(items), _memorization(items, images),
                 '<h2 id="items">Items: criterion, metrics, fits, settings</h2>'
                 + "".join(_item(e) for e in items), _environment(doc)]
@@ -274,11 +284,12 @@ def html_page(doc: Mapping[str, Any], title: str = "rethink_checks report",
 
 
 def write_html(doc: Mapping[str, Any], path: str | os.PathLike, title: str = "rethink_checks report",
-               images: Mapping[str, str | os.PathLike] | None = None) -> Path:
+               images: Mapping[str, str | os.PathLike] | None = None,
+               tables: Tables | None = None) -> Path:
     """Write :func:`html_page` atomically (temp file, then rename); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html_page(doc, title, images), encoding="utf-8")
+    tmp.write_text(html_page(doc, title, images, tables), encoding="utf-8")
     tmp.replace(path)
     return path
