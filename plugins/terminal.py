@@ -53,8 +53,14 @@ def write_summary(reporter: Any, state: RethinkState) -> None:
 
 
 def write_suspects(reporter: Any, state: RethinkState) -> None:
-    """``--rethink-suspects``: each model's likeliest mislabels, from its true_labels item."""
-    for entry in state.ordered_entries():
+    """``--rethink-suspects``: each model's likeliest mislabels, from its true_labels item
+    (a session without one says how to select it, rather than printing nothing)."""
+    entries = state.ordered_entries()
+    if state.options.get("suspects") and not any(e.get("check") == "true_labels" for e in entries):
+        reporter.write_line("rethink suspects: none: they come from the true_labels fit, and no "
+                            "true_labels item ran (select it too, e.g. -k \"true_labels or "
+                            "memorization\")")
+    for entry in entries:
         rows = (entry.get("tables") or {}).get("suspects")
         if not rows:
             continue

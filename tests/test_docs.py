@@ -123,10 +123,15 @@ def test_the_convention_finds_snippets_of_both_kinds() -> None:
     assert len(ALL) >= 20 and RUNNABLE and any(s.lang == "console" for s in RUNNABLE)
 
 
-def env() -> dict[str, str]:
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONHASHSEED": "0", "COLUMNS": "100"}
+def env(shims: Path) -> dict[str, str]:
+    """This interpreter first on PATH, ``pytest`` meaning ``python -m pytest`` with it (a
+    console script's shebang may name another environment's interpreter)."""
+    shims.mkdir(exist_ok=True)
+    shim = shims / "pytest"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pytest "$@"\n')
+    shim.chmod(0o755)
+    path = os.pathsep.join([str(shims), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {**os.environ, "PATH": path, "PYTHONHASHSEED": "0", "COLUMNS": "100"}
 
 
 def transcript(body: str) -> list[tuple[str, list[str]]]:
@@ -159,14 +164,15 @@ def assert_claimed(output: str, claimed: list[str], where: str) -> None:
 @pytest.mark.parametrize("snippet", RUNNABLE, ids=[s.id for s in RUNNABLE])
 def test_snippet_runs_as_written(snippet: Snippet, tmp_path: Path) -> None:
     if snippet.lang == "python":
-        proc = subprocess.run([sys.executable, "-c", snippet.body], cwd=tmp_path, env=env(),
+        proc = subprocess.run([sys.executable, "-c", snippet.body], cwd=tmp_path,
+                              env=env(tmp_path / "bin"),
                               capture_output=True, text=True, timeout=SNIPPET_TIMEOUT)
         assert proc.returncode == 0, f"{snippet.id}: {proc.stderr[-2000:]}"
         return
     steps = transcript(snippet.body) if snippet.lang == "console" else [(snippet.body, [])]
     for command, claimed in steps:
-        proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env(), capture_output=True,
-                              text=True, timeout=SNIPPET_TIMEOUT)
+        proc = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env(tmp_path / "bin"),
+                              capture_output=True, text=True, timeout=SNIPPET_TIMEOUT)
         output = proc.stdout + proc.stderr
         if not claimed:
             assert proc.returncode == 0, f"{snippet.id}: {command!r} failed:\n{output[-2000:]}"
