@@ -56,7 +56,8 @@ class TerminalScreen:
     def line(self, text: str) -> None:
         with self._writing():
             self.clear()
-            if self.reporter._tw.width_of_current_line:  # xdist's dots: ours go on a line below
+            self.reporter.ensure_newline()  # after "test_x.py " without xdist
+            if self.reporter._tw.width_of_current_line:  # after xdist's dots
                 self.reporter._tw.line()
             self.reporter.write_line(text)
 
