@@ -38,7 +38,9 @@ def _span(values: Sequence[float], log: bool) -> tuple[float, float]:
 
 def _tick(value: float, log: bool) -> str:
     value = 10 ** value if log else value
-    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-2):
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if value != 0 and abs(value) < 1e-2:
         return f"{value:.0e}"
     return f"{value:.3g}"
 
