@@ -25,6 +25,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARK = "<!-- illustrative -->"
 LANGS = ("python", "bash", "sh", "console")
 SNIPPET_TIMEOUT = 300
+HINT = f"(a block not meant to run here needs a line {MARK} before it)"
 
 
 # ---------------------------------------------------------------- options table
@@ -167,7 +168,7 @@ def test_snippet_runs_as_written(snippet: Snippet, tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", snippet.body], cwd=tmp_path,
                               env=env(tmp_path / "bin"),
                               capture_output=True, text=True, timeout=SNIPPET_TIMEOUT)
-        assert proc.returncode == 0, f"{snippet.id}: {proc.stderr[-2000:]}"
+        assert proc.returncode == 0, f"{snippet.id} {HINT}: {proc.stderr[-2000:]}"
         return
     steps = transcript(snippet.body) if snippet.lang == "console" else [(snippet.body, [])]
     for command, claimed in steps:
@@ -175,5 +176,5 @@ def test_snippet_runs_as_written(snippet: Snippet, tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=SNIPPET_TIMEOUT)
         output = proc.stdout + proc.stderr
         if not claimed:
-            assert proc.returncode == 0, f"{snippet.id}: {command!r} failed:\n{output[-2000:]}"
+            assert proc.returncode == 0, f"{snippet.id}: {command!r} failed {HINT}:\n{output[-2000:]}"
         assert_claimed(output, claimed, f"{snippet.id} ({command})")
