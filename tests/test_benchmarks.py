@@ -103,3 +103,19 @@ def test_bench_seeds_quick_writes_cost_and_expectation(tmp_path: Path) -> None:
     assert set(expectation) == {(w, c) for w in (4, 512) for c in ("true_labels", "random_labels")}
     assert expectation[(4, "random_labels")]["passed"]  # 3 epochs: nothing memorizes, as expected
     assert "expected not memorized" in expectation[(4, "random_labels")]["message"]
+
+
+def test_bench_recipes_quick_writes_both_recipes_side_by_side(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("transformers")
+    out = tmp_path / "recipes.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_recipes.py"), "--quick",
+                           "--models", "bert", "--max-epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert {(r["recipe"], r["check"]) for r in report["rows"]} == {
+        (rec, c) for rec in ("paper", "adamw") for c in ("true_labels", "random_labels")}
+    assert set(report["side_by_side"][0]) == {"model", "paper_random_labels_epochs", "adamw_random_labels_epochs"}
+    assert report["machine"]["label"]
