@@ -94,6 +94,15 @@ def _text(text: str) -> str:
 _text.allowed = "a non-empty string"  # type: ignore[attr-defined]
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if str(text).strip() not in allowed:
+            raise ValueError
+        return str(text).strip()
+    parse.allowed = " | ".join(allowed)  # type: ignore[attr-defined]
+    return parse
+
+
 def _model_specs(text: str | list[str]) -> tuple[str, ...]:
     """Zero-code model specs ``TARGET:NAME`` (checked for form only; imported at configure)."""
     parts = text if isinstance(text, list) else [text]
@@ -254,8 +263,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("suspects", _int(1), "report the N training examples the true_labels fit learned last "
            "or forgot most (likely mislabels; with --rethink-plots also an image grid)",
            metavar="N"),
+    Option("progress", _choice("auto", "none", "lines", "bar"), "live progress of running checks: "
+           "auto (default: a bar on a terminal, plain lines otherwise, none under -q) | none | "
+           "lines | bar; under pytest-xdist the controller shows every worker's running item",
+           metavar="MODE"),
+    Option("html", _text, "write a self-contained HTML report to PATH, rewritten after every "
+           "item (verdicts, curves, settings, environment)", metavar="PATH"),
     Option("progress_interval", _float(0.0), "seconds between live progress lines of a running "
-           "check (default 5; 0: every epoch)", metavar="SECONDS"),
+           "check (default 5; 0: every epoch; the bar redraws every 0.5 s at most)", metavar="SECONDS"),
     Option("model", _model_specs, "zero-code entry: run the checks on model SPEC without a test "
            "file: torchvision:NAME | pkg.module:factory_or_class | path/file.py:attr (repeatable)",
            metavar="SPEC", ini_type="linelist", action="append"),

@@ -80,7 +80,8 @@ class FitConfig:
     the full (randomized) training set in eval mode (see "Evaluation" below). ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at
     least one runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU,
     float32 on CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve
-    row. ``max_steps``: a step budget beside ``max_epochs`` (None: none); the fit stops after
+    row plus the fit's budgets (``max_epochs``, ``max_steps``, ``max_seconds``, ``target``) for a
+    live line that says what is left. ``max_steps``: a step budget beside ``max_epochs`` (None: none); the fit stops after
     exactly that many optimizer steps, mid-epoch if need be, and measures that last (partial)
     epoch. Evaluation: the full training set (eval mode) is measured at an epoch when the
     running train-mode accuracy of that epoch, or the last measured eval-mode accuracy, is

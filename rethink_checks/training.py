@@ -363,8 +363,10 @@ class _Run:
                "train_accuracy": train_acc, "test_accuracy": test_acc, "lr": lr, "elapsed": elapsed}
         for key, value in row.items():
             self.curves[key].append(value)
-        if self.config.progress is not None:
-            self.config.progress(dict(row))
+        if self.config.progress is not None:  # the budgets too, so a live line can say what is left
+            cfg = self.config
+            self.config.progress({**row, "max_epochs": cfg.max_epochs, "max_steps": cfg.max_steps,
+                                  "max_seconds": cfg.max_seconds, "target": cfg.target_accuracy})
 
     def result(self, reason: str) -> FitResult:
         """The FitResult of the epochs run; ``reason`` says why the step ran eager or as graphs."""

@@ -108,6 +108,8 @@ def test_curves_have_one_entry_per_epoch(small):
     assert result.curves["elapsed"] == sorted(result.curves["elapsed"])
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert rows[-1]["train_accuracy"] == result.train_accuracy
+    assert {k: rows[0][k] for k in ("max_epochs", "max_steps", "max_seconds", "target")} == {
+        "max_epochs": 4, "max_steps": None, "max_seconds": None, "target": 1.0}  # for a live line
 
 
 def test_eval_every_leaves_gaps_and_measures_the_last_epoch(small):
