@@ -14,6 +14,7 @@ norm are not regularizers in the paper's sense and stay. ``fit`` calls these for
 from __future__ import annotations
 
 import copy
+import sys
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -31,19 +32,14 @@ BATCHNORM_TYPES: tuple[type[nn.Module], ...] = (_BatchNorm,)
 
 
 def droppath_types() -> tuple[type[nn.Module], ...]:
-    """Stochastic-depth module types of the installed libraries (timm's DropPath, torchvision's
-    StochasticDepth); each is optional."""
+    """Stochastic-depth module types of the libraries already imported (timm's DropPath,
+    torchvision's StochasticDepth): a model holding one imported its library, and importing
+    one here (torchvision registers torch operators) is never needed."""
     found: list[type[nn.Module]] = []
-    try:
-        from torchvision.ops import StochasticDepth
-        found.append(StochasticDepth)
-    except ImportError:
-        pass
-    try:
-        from timm.layers import DropPath
-        found.append(DropPath)
-    except ImportError:
-        pass
+    for module, name in (("torchvision.ops", "StochasticDepth"), ("timm.layers", "DropPath")):
+        kind = getattr(sys.modules.get(module), name, None)
+        if isinstance(kind, type):
+            found.append(kind)
     return tuple(found)
 
 
