@@ -46,7 +46,7 @@ def data_spec(obj: Any, default: str) -> Any:
 
     if obj is None:
         return default
-    if isinstance(obj, Dataset):
+    if isinstance(obj, Dataset) or getattr(obj, "streamed", False):  # streaming.Streamed too
         return obj
     if isinstance(obj, str):
         try:

@@ -2,7 +2,9 @@
 
 SPEC is ``torchvision:NAME`` (``torchvision.models.get_model_builder(NAME)(weights=None,
 num_classes=K)``: no download; a 1-channel input is repeated to the 3 channels the
-torchvision models take), ``pkg.module:attr`` or ``path/to/file.py:attr`` (a factory or an
+torchvision models take), ``timm:NAME`` (``timm.create_model(NAME, pretrained=False,
+num_classes=K, in_chans=C)``, with ``img_size=(H, W)`` where the model takes one; timm is
+optional, a clear error without it), ``pkg.module:attr`` or ``path/to/file.py:attr`` (a factory or an
 ``nn.Module`` class taking ``input_shape`` / ``num_classes`` / ``vocab_size`` keywords, or a
 module: the same rules as a ``rethink_model`` fixture's value). Each spec becomes a
 synthetic module node ``rethink-model::SPEC`` under the session, holding a ``rethink_model``
@@ -38,6 +40,8 @@ def resolve(spec: str, invocation_dir: Path) -> Any:
     target, _, name = spec.rpartition(":")
     if target == "torchvision":
         return torchvision_factory(spec, name)
+    if target == "timm":
+        return timm_factory(spec, name)
     if target.endswith(".py"):
         module = _load_file(spec, (invocation_dir / target).resolve())
     else:
@@ -115,6 +119,34 @@ def torchvision_factory(spec: str, name: str) -> Any:
     return factory
 
 
+def timm_factory(spec: str, name: str) -> Any:
+    """A factory ``(input_shape, num_classes)`` for the timm model NAME, untrained
+    (``timm.create_model(NAME, pretrained=False, num_classes=K, in_chans=C)``, and ``img_size``
+    for the models that take one, such as vision transformers)."""
+    try:
+        import timm
+    except ImportError as exc:
+        raise _usage(spec, "timm is not installed (pip install 'rethink-checks[timm]' or pip install timm)",
+                     exc) from None
+    if not timm.list_models(name):
+        raise _usage(spec, f"timm has no model {name!r}; see timm.list_models()")
+
+    def factory(input_shape: tuple[int, ...], num_classes: int) -> Any:
+        from rethink_checks.errors import ModelError
+
+        if len(input_shape) != 3:
+            raise ModelError(f"{spec} takes images (C, H, W); the data's inputs have shape {tuple(input_shape)}")
+        channels, height, width = input_shape
+        common = dict(pretrained=False, num_classes=num_classes, in_chans=channels)
+        try:
+            return timm.create_model(name, img_size=(height, width), **common)
+        except TypeError:  # a model without a fixed input size (convolutional): it adapts by pooling
+            return timm.create_model(name, **common)
+
+    factory.__qualname__ = factory.__name__ = spec
+    return factory
+
+
 @functools.cache
 def gray_to_rgb() -> type:
     """The nn.Module class that feeds a 1-channel batch to a 3-channel model (channel repeated)."""
@@ -145,12 +177,14 @@ def trial_build(spec: str, obj: Any, dataset: Any) -> None:
                               getattr(dataset, "vocab_size", None))()
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"it returned {type(model).__name__}, not an nn.Module")
+        from rethink_checks.adapters import logits_of
+
         model.eval()
         with torch.no_grad():
-            out = model(dataset.train_x[:2])
+            out = logits_of(model(dataset.train_x[:2]))  # a tensor, .logits, ["logits"], a tuple's first
         expected = (min(2, len(dataset.train_x)), dataset.num_classes)
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        if tuple(out.shape) != expected:
+            shape = tuple(out.shape)
             raise TypeError(f"its output for a batch of {expected[0]} is {shape}; expected "
                             f"{expected} (batch, num_classes)")
     except Exception as exc:

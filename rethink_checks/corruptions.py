@@ -271,6 +271,23 @@ def gaussian_noise(images: torch.Tensor, *, seed: int, mean: Any = None, std: An
 
 # --------------------------------------------------------------------------- callables
 
+#: inputs a token batch passes beside the ids that follow the token positions: an input
+#: randomization of the ids keeps them (the mask marks the real tokens it acts on)
+TOKEN_COMPANIONS = ("attention_mask", "token_type_ids")
+
+
+def _single_input(name: str, dataset: Any) -> None:
+    """NotApplicable for an input randomization of a multi-input batch: randomizing one input
+    of several means nothing for the others (a token batch's mask and segment ids excepted)."""
+    others = [k for k in getattr(dataset, "passed_inputs", ()) if
+              not (dataset.kind == "tokens" and k in TOKEN_COMPANIONS)]
+    if others:
+        raise NotApplicable(name, f"multi-input ({', '.join(dataset.input_keys)})",
+                            f"the batch passes {len(others) + 1} inputs to the model, and randomizing "
+                            f"{dataset.input_keys[0]!r} alone says nothing about {others}; the label "
+                            "randomizations still apply")
+
+
 @dataclass(frozen=True)
 class CorruptLabels:
     """Callable form of :func:`corrupt_labels` (fixed p, K, seed, mode)."""
@@ -395,8 +412,12 @@ class CorruptionSpec:
 
     def apply(self, dataset: Any) -> Any:
         """The dataset with this randomization applied to its train (and test) split."""
-        from .data import Dataset
+        from .dataset import Dataset
 
+        if getattr(dataset, "streamed", False):  # rethink_checks.streaming: labels as here, inputs per index
+            test_seed = derive_seed(self.seed, "test")
+            return relabel(self, dataset, test_seed) if self.name in _LABEL_NAMES \
+                else dataset.with_inputs_randomized(self, test_seed)
         if not isinstance(dataset, Dataset):
             raise InputTypeError(f"dataset must be a rethink_checks.data.Dataset, got "
                                       f"{type(dataset).__name__}")
@@ -405,8 +426,10 @@ class CorruptionSpec:
             raise DataError(f"dataset: train and test inputs must have the same shape per "
                             f"example, got train {train_shape} and test {test_shape}")
         test_seed = derive_seed(self.seed, "test")
-        transform = randomization(self.name).transform_for(dataset)
-        return transform(self, dataset, test_seed)
+        entry = randomization(self.name)
+        if entry.changes == "inputs":
+            _single_input(self.name, dataset)
+        return entry.transform_for(dataset)(self, dataset, test_seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

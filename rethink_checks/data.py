@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .dataset import KINDS, Dataset, from_arrays, from_tensors, infer_kind
-from .errors import DataError, InputTypeError
+from .errors import DataError, InputTypeError, LabelWarning
 from .imagefolder import IMAGE_EXTENSIONS, default_cache_dir, read_image_folder
 from .specs import SPEC_OPTIONS, DataSpec, parse_spec
 
@@ -35,7 +35,8 @@ __all__ = [
 
 def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
                kind: str | None = None, cache_dir: str | os.PathLike | None = None,
-               cache: bool | None = None) -> Dataset:
+               cache: bool | None = None, collate: Any = None, remap_labels: bool = False,
+               stream: bool | None = None) -> Any:
     """A Dataset from whatever the user holds: a Dataset (returned as is), a spec string
     (:func:`load`), a pair ``(train, test)`` of map-style torch datasets of ``(input, label)``
     items, one such dataset or a list of such items (split with ``seed`` and ``test_fraction``),
@@ -43,16 +44,31 @@ def as_dataset(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_class
 
     Torch datasets are read item by item once (a progress line on stderr for long reads) and
     cached on disk (``cache``: None when the read was slow, True always, False never;
-    :mod:`rethink_checks.materialize` says under which key).
+    :mod:`rethink_checks.materialize` says under which key). Items may have several inputs (a
+    tuple or a mapping of tensors, or a mapping with a ``"label"`` key) and token sequences of
+    different lengths: ``collate`` (default :func:`rethink_checks.collate.pad_collate`, padding
+    with an ``attention_mask``) turns their inputs into one batch (docs/data.md, "Inputs").
+    ``remap_labels``: renumber the classes present 0..k-1 (labels 1..10 become 0..9) instead of
+    warning that class 0 is empty. ``stream``: torch datasets come back as a
+    :class:`rethink_checks.streaming.Streamed`, fed through a DataLoader, when True, or when
+    None and their inputs would not fit (:data:`rethink_checks.streaming.STREAM_ABOVE_BYTES`).
     """
     if isinstance(obj, Dataset):
         return obj
     if isinstance(obj, str):
         return load(obj)
     from .materialize import materialize
+    from .streaming import stream_if_large
 
-    return materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
-                       cache_dir=cache_dir, cache=cache)
+    large = stream_if_large(obj, stream, seed=seed, test_fraction=test_fraction, num_classes=num_classes)
+    if large is not None:
+        return large
+    with warnings.catch_warnings():
+        if remap_labels:
+            warnings.simplefilter("ignore", LabelWarning)
+        data = materialize(obj, seed=seed, test_fraction=test_fraction, num_classes=num_classes, kind=kind,
+                           cache_dir=cache_dir, cache=cache, collate=collate)
+    return data.remap_labels() if remap_labels else data
 
 
 # --------------------------------------------------------------------------- paper preprocessing
@@ -155,7 +171,8 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2, whiten: bool = False)
     test, train = perm[:n_test], perm[n_test:]
     if whiten:
         x = whiten_images(x)
-    return Dataset(x[train], y[train], x[test], y[test], num_classes=10, name="digits")
+    return Dataset(x[train], y[train], x[test], y[test], num_classes=10, name="digits",
+                   fit_defaults={})  # built in: the paper's budget unless the spec adds DIGITS_FIT_DEFAULTS
 
 
 # --------------------------------------------------------------------------- CIFAR-10 (torchvision layout)
@@ -326,7 +343,7 @@ def load(spec: str | DataSpec) -> Dataset:
     else:
         data = load_image_folder(root)
     data = _preprocess(data, options)
-    return data.replace(fit_defaults={**dict(IMAGE_FIT_DEFAULTS), **dict(data.fit_defaults or {})},
+    return data.replace(fit_defaults=dict(IMAGE_FIT_DEFAULTS),  # built in: not user data's budget
                         check_defaults={**dict(IMAGE_CHECK_DEFAULTS), **dict(data.check_defaults or {})})
 
 

@@ -40,7 +40,7 @@ class DataMemo:
             return self.by_key[spec]
         from .data import Dataset
 
-        if isinstance(spec, Dataset):
+        if isinstance(spec, Dataset) or getattr(spec, "streamed", False):  # streaming.Streamed too
             return spec
         held = self.object_data.get(id(spec))
         if held is not None and held[0] is spec:
@@ -50,8 +50,9 @@ class DataMemo:
             dataset = self.by_key[fingerprint]
         else:
             from .materialize import materialize
+            from .streaming import stream_if_large
 
-            dataset = materialize(spec, progress=progress)
+            dataset = stream_if_large(spec) or materialize(spec, progress=progress)
             if fingerprint is not None:
                 self.by_key[fingerprint] = dataset
         self.object_data[id(spec)] = (spec, dataset)

@@ -53,3 +53,8 @@ class NotApplicable(RethinkError):
     def __init__(self, randomization: str, kind: str, reason: str):
         super().__init__(f"{randomization} is not applicable to {kind} inputs: {reason}")
         self.randomization, self.kind, self.reason = randomization, kind, reason
+
+
+class LabelWarning(UserWarning):
+    """Labels that leave a class without training examples (e.g. labels 1..10 with classes
+    0..10): the label randomizations draw from every class, the empty ones included."""

@@ -8,7 +8,6 @@ when. Used by :mod:`rethink_checks.training`; imports only the step's placed dat
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import torch
@@ -27,7 +26,7 @@ def _correct(model: nn.Module, split: _Placed, chunk: int, autocast) -> torch.Te
     correct = torch.empty(len(split), dtype=torch.bool, device=split.y.device)
     for lo in range(0, len(split), chunk):
         with autocast():
-            out = _call_model(model, split.view(split.x[lo:lo + chunk]))
+            out = _call_model(model, split.rows(lo, lo + chunk))
         correct[lo:lo + chunk] = out.argmax(dim=1) == split.y[lo:lo + chunk]
     model.train()
     return correct
@@ -94,6 +93,4 @@ def _test_sample(test: _Placed | None, config: FitConfig,
         return test, None
     generator = torch.Generator().manual_seed(config.seed + 2_000_003)
     index = torch.randperm(len(test), generator=generator)[:size].sort().values.to(test.y.device)
-    sample = copy.copy(test)
-    sample.x, sample.y = test.x.index_select(0, index), test.y.index_select(0, index)
-    return sample, index
+    return test.select(index), index

@@ -44,9 +44,9 @@ def prepared(data: "Dataset", settings: CheckSettings) -> "Dataset":
     from .data import Dataset
     from .errors import DataError
 
-    if not isinstance(data, Dataset):
+    if not isinstance(data, Dataset) and not getattr(data, "streamed", False):  # or streaming.Streamed
         raise DataError(f"data: expected a rethink_checks.data.Dataset, got {type(data).__name__}")
-    if settings.train_size is not None and settings.train_size < len(data.train_x):
+    if settings.train_size is not None and settings.train_size < len(data.train_y):
         return data.subset(settings.train_size, seed=settings.seed)
     return data
 
@@ -158,6 +158,10 @@ def run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
         "best_test_epoch": run.best_test_epoch,
         "num_parameters": run.num_parameters,
         "device": run.device,
+        # how the model was taken (rethink_checks.adapters, FitConfig.init)
+        "output": run.settings.get("output"), "inputs": run.settings.get("inputs"),
+        "init": run.settings.get("init"), "streamed": run.settings.get("streamed"),
+        "recipe": run.settings.get("recipe"),  # the fit's optimizer, schedule, loss, precision
     }
 
 

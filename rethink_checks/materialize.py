@@ -41,6 +41,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .collate import is_structured, read_batch, split_parts
 from .dataset import Dataset, from_arrays, from_tensors
 from .errors import DataError, InputTypeError
 from .imagefolder import default_cache_dir
@@ -70,20 +71,44 @@ def _is_map_dataset(obj: Any) -> bool:
 
 def _is_item_list(obj: Any) -> bool:
     """A plain list of ``(input, label)`` items (e.g. ``list(iterable_dataset)``) is a dataset too."""
-    return isinstance(obj, list) and (not obj or (isinstance(obj[0], (tuple, list)) and len(obj[0]) == 2
-                                                  and not _is_map_dataset(obj[0])))
+    return isinstance(obj, list) and (not obj or isinstance(obj[0], Mapping) or (
+        isinstance(obj[0], (tuple, list)) and len(obj[0]) == 2 and not _is_map_dataset(obj[0])))
 
 
 def materialize(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_classes: int | None = None,
                 kind: str | None = None, cache_dir: str | os.PathLike | None = None,
                 cache: bool | None = None,
-                progress: Callable[[str, int, int, float], None] | None = None) -> Dataset:
+                progress: Callable[[str, int, int, float], None] | None = None,
+                collate: Callable[[list], Any] | None = None) -> Dataset:
     """A validated Dataset from torch datasets or array tuples (see the module docstring).
 
     ``cache``: None writes reads slower than :data:`CACHE_MIN_SECONDS`, True writes every read,
     False neither reads nor writes the cache. ``progress(name, done, total, seconds)`` replaces
-    the stderr line.
+    the stderr line. Items with several inputs (a tuple or mapping), mapping items with a
+    label key, token sequences of different lengths, or any items when ``collate`` is given are
+    read by :mod:`rethink_checks.collate` (no cache).
     """
+    try:
+        return _materialize(obj, seed, test_fraction, num_classes, kind,
+                            dict(cache_dir=cache_dir, cache=cache, progress=progress), collate)
+    except _Ragged:
+        return _materialize(obj, seed, test_fraction, num_classes, kind, {}, collate, structured=True)
+
+
+class _Ragged(DataError):
+    """Plain 1-D inputs of different lengths: read again through the padding collate."""
+
+
+def _first_input(ds: Any) -> Any:
+    try:
+        item = ds[0]
+    except Exception:  # reported with the item's index by the read that follows
+        return None
+    return item if isinstance(item, Mapping) else item[0] if isinstance(item, (tuple, list)) and item else None
+
+
+def _materialize(obj: Any, seed: int, test_fraction: float, num_classes: int | None, kind: str | None,
+                 opts: dict, collate: Callable | None, structured: bool = False) -> Dataset:
     from torch.utils.data import IterableDataset
 
     if isinstance(obj, IterableDataset):
@@ -91,8 +116,12 @@ def materialize(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_clas
                              f"indexing); pass list(dataset) to read it into a list, or one of: {_FORMS}")
     if isinstance(obj, (tuple, list)) and obj and all(_is_array(v) for v in obj):
         return _from_arrays(tuple(obj), seed, test_fraction, num_classes, kind)
-    opts = dict(cache_dir=cache_dir, cache=cache, progress=progress)
-    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(_is_map_dataset(v) for v in obj):
+    pair = isinstance(obj, (tuple, list)) and len(obj) == 2 and all(_is_map_dataset(v) for v in obj)
+    if pair or _is_map_dataset(obj) or _is_item_list(obj):
+        first = _first_input(obj[0] if pair else obj)
+        if structured or collate is not None or is_structured(first) or isinstance(first, Mapping):
+            return _collated(obj, pair, seed, test_fraction, num_classes, kind, collate)
+    if pair:
         train, test = obj
         k = num_classes if num_classes is not None else _classes(train)
         tx, ty = read_items(train, "train dataset", num_classes=k, **opts)
@@ -107,6 +136,26 @@ def materialize(obj: Any, *, seed: int = 0, test_fraction: float = 0.2, num_clas
         train, test = split_indices(len(x), seed, test_fraction)
         return _tensors(x[train], y[train], x[test], y[test], k, type(obj).__name__, kind)
     raise InputTypeError(f"data: got {_describe(obj)}; expected {_FORMS}")
+
+
+def _collated(obj: Any, pair: bool, seed: int, test_fraction: float, num_classes: int | None,
+              kind: str | None, collate: Callable | None) -> Dataset:
+    """A Dataset from items read and collated by :mod:`rethink_checks.collate` (both splits
+    collated together, so padded sequences share one length)."""
+    sources = [(obj[0], "train dataset"), (obj[1], "test dataset")] if pair else [(obj, "dataset")]
+    batch, y = read_batch(sources, collate, _as_tensor, _label)
+    plain = not is_structured(_first_input(sources[0][0])) and not isinstance(_first_input(sources[0][0]), Mapping)
+    x, extra, form, keys = split_parts(batch, plain)
+    if pair:
+        n = len(obj[0])
+        train, test = torch.arange(n), torch.arange(n, len(y))
+    else:
+        train, test = split_indices(len(y), seed, test_fraction)
+    k = num_classes if num_classes is not None else _classes(sources[0][0])
+    _check_tokens(x, "dataset", kind)
+    data = _tensors(x[train], y[train], x[test], y[test], k, type(sources[0][0]).__name__, kind)
+    return data.replace(train_extra={key: t[train] for key, t in extra.items()},
+                        test_extra={key: t[test] for key, t in extra.items()}, input_form=form, input_keys=keys)
 
 
 def _describe(obj: Any) -> str:
@@ -226,6 +275,9 @@ def _read_all(ds: Any, what: str, progress: Callable | None) -> tuple[torch.Tens
     shown = False
     for i in range(1, n):
         xi, y[i] = _item(ds, i, what)
+        if xi.dim() == first.dim() == 1 and xi.shape != first.shape and xi.dtype == first.dtype \
+                and not xi.is_floating_point():  # token sequences of different lengths: padded
+            raise _Ragged(f"{what} item {i}: a sequence of length {len(xi)}; item 0's has {len(first)}")
         if xi.shape != first.shape or xi.dtype != first.dtype:
             raise DataError(f"{what} item {i}: input of shape {tuple(xi.shape)} and dtype {xi.dtype}; "
                             f"expected shape {tuple(first.shape)} and dtype {first.dtype} like item 0 "

@@ -33,17 +33,21 @@ from typing import Any
 from . import validation as v
 from .errors import InputTypeError, RethinkError, SettingsError
 from .randomizations import LABEL_MODES, MEMORIZED
+from .recipe_table import validate_recipe
 
 __all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOVABLE",
-           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS", "EXPECTATIONS",
+           "LABEL_MODES", "CAPACITY_BUDGETS", "PRECISIONS", "INITS", "EXPECTATIONS",
            "parse_expect", "fit_config"]
 
 REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")  # CheckSettings.ablated_regularizers
-REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment")     # FitConfig.remove ("all": every one)
+REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment",     # FitConfig.remove ("all": every one)
+             "label_smoothing")
 #: the randomizations (each also a check); CheckSettings.slowdown_randomizations draws from them
 RANDOMIZATIONS = MEMORIZED
 CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: FitConfig.init: "auto" re-initializes a module instance and keeps a factory's fresh model
+INITS = ("auto", "as_given", "reinit")
 #: CheckSettings.expect values -> "met" | "not_met" (the friendly spellings are aliases)
 EXPECTATIONS = {"met": "met", "not_met": "not_met", "memorized": "met",
                 "not_memorized": "not_met", "fitted": "met", "not_fitted": "not_met",
@@ -68,12 +72,14 @@ class FitConfig:
     paper's schedule per step; ``step.lr_at``). ``augment``: random crop (zero padding of 4 px per 32 px of
     height) and horizontal flip, drawn per image per epoch. ``remove``: regularizers to strip
     for this fit, drawn from ``REMOVABLE`` ("dropout" and "batchnorm" take the modules out,
-    "weight_decay" forces it to 0, "augment" turns it off; "all" is every one); empty keeps the
+    "weight_decay" (of any optimizer) and "label_smoothing" force them to 0, "augment" turns it
+    off; "all" is every one); empty keeps the
     model as built (``FitResult.removed`` lists what went). ``target_accuracy`` is measured on
     the full (randomized) training set in eval mode (see "Evaluation" below). ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at
     least one runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU,
     float32 on CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve
-    row. ``max_steps``: a step budget beside ``max_epochs`` (None: none); the fit stops after
+    row plus the fit's budgets (``max_epochs``, ``max_steps``, ``max_seconds``, ``target``) for a
+    live line that says what is left. ``max_steps``: a step budget beside ``max_epochs`` (None: none); the fit stops after
     exactly that many optimizer steps, mid-epoch if need be, and measures that last (partial)
     epoch. Evaluation: the full training set (eval mode) is measured at an epoch when the
     running train-mode accuracy of that epoch, or the last measured eval-mode accuracy, is
@@ -89,6 +95,13 @@ class FitConfig:
     ``torch.compile`` (Inductor, no CUDA graphs of its own) before capture, for fewer, fused
     kernels per step at the price of compile time on first use; a failure to compile falls
     back to the plain model, with the reason recorded.
+    ``init``: "reinit" calls every submodule's ``reset_parameters`` under the fit's seed (the
+    paper trains from scratch; pretrained weights go, and each seed draws its own start),
+    "as_given" trains the weights as handed over, "auto" (default) re-initializes a module
+    instance (so ``--rethink-seeds`` varies its initialization) and keeps what a factory
+    builds (it already builds a fresh model under the fit's seed, with the author's own
+    initialization such as GoogLeNet's truncated normal); ``FitResult.settings["init"]``
+    records the one used.
     """
 
     lr: float | None = None
@@ -114,6 +127,15 @@ class FitConfig:
     eval_batch_size: int | None = None
     progress: Callable[[dict], None] | None = field(default=None, compare=False)
     compile: bool = False
+    # the training recipe (rethink_checks.recipe_table names the choices; docs/checks.md "Your recipe")
+    optimizer: Any = "sgd"
+    schedule: Any = "paper"
+    warmup: float = 0.0
+    loss: Any = "cross_entropy"
+    label_smoothing: float = 0.0
+    clip_grad_norm: float | None = None
+    train_step: Callable[..., Any] | None = field(default=None)
+    init: str = "auto"
 
     def __post_init__(self) -> None:
         _validate_fit(self)
@@ -123,6 +145,8 @@ class FitConfig:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "progress"}
         out["remove"] = list(self.remove)
         out["corruption"] = _corruption_dict(self.corruption)
+        for name in ("optimizer", "schedule", "loss", "train_step"):
+            out[name] = v.jsonable(out[name])
         return out
 
 
@@ -148,6 +172,8 @@ def _validate_fit(c: FitConfig) -> None:
         setattr(c, name, v.as_bool(own, name, getattr(c, name)))
     c.remove = _removals(c.remove)
     v.choice(own, "precision", c.precision, PRECISIONS)
+    v.choice(own, "init", c.init, INITS)
+    validate_recipe(c)
     if not isinstance(c.device, str) or not _DEVICE.match(c.device):
         raise v.invalid(own, "device", c.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not isinstance(c.seed, int) or isinstance(c.seed, bool):

@@ -16,6 +16,10 @@ in :mod:`rethink_checks.cuda_graphs`, what is measured when in :mod:`rethink_che
 the on-device crop and flip in :mod:`rethink_checks.augment`;
 this module holds ``fit`` and the epoch loop (``_Run``). ``FitConfig``, ``augment_images``,
 ``sgd_momentum_update``, ``lr_at`` and ``WARMUP_STEPS`` are re-exported from their home modules.
+
+This module is over 400 lines because ``fit``'s plan, the placement on the device and the
+epoch loop with its bookkeeping read one another's state; what could leave has left (the
+step, the recipe, evaluation, streaming, regularizers each live in their own module).
 """
 from __future__ import annotations
 
@@ -35,11 +39,14 @@ from .cuda_graphs import WARMUP_STEPS, _fast_path
 from .devices import cudnn_benchmark, device_name, oom_error, resolve_device
 from .errors import DataError, DeviceError, ModelError
 from .example_record import ExampleRecord
+from .regularizers import initialize, not_removable
 from .results import FitResult
 from .settings import FitConfig, fit_config
 from .evaluation import _accuracy, _auto_eval_batch, _correct, _evaluate_now, _test_due, _test_sample
-from .step import (_accepts_channels_last, _autocast, _is_conv2d, _Loop, _Placed, _probe, _Schedule,
+from .recipe import default_lr, describe, without_recipe_regularizers
+from .step import (_accepts_channels_last, _autocast, _is_conv2d, _Loop, _Placed, _probe,
                    lr_at, sgd_momentum_update)
+from .streaming import _StreamLoop, first_inputs, placed_split
 
 __all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "lr_at", "WARMUP_STEPS"]
 
@@ -50,8 +57,8 @@ class _Plan:
 
     config: FitConfig      # after the removals (weight decay / augment forced off where removed)
     device: torch.device
-    precision: str         # "fp32" | "bf16" ("auto" resolved)
-    lr: float              # the starting learning rate (config.lr, model.rethink_lr or 0.01)
+    precision: str         # "fp32" | "bf16" | "fp16" ("auto" resolved: bf16 where the GPU has it)
+    lr: float              # the base learning rate (recipe.default_lr)
     started: float         # perf_counter() when fit was called
     conv: bool             # channels_last storage and model (2-D convolutions that accept it)
     dataset_name: str
@@ -73,8 +80,9 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
     with torch.random.fork_rng(devices=devices), cudnn_benchmark(device.type == "cuda"):
         torch.manual_seed(config.seed)
         model = _make_model(model_or_factory)
+        init = initialize(model, model_or_factory, config.init)
         model, removed, config = _apply_regularizers(model, config)
-        lr = config.lr if config.lr is not None else float(getattr(model, "rethink_lr", None) or 0.01)
+        lr = default_lr(config, model)
         if config.corruption is not None:
             if device.type == "cuda" and callable(getattr(data, "to", None)):
                 try:  # corruptions draw on the CPU: the same result, made faster on the GPU
@@ -85,17 +93,24 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
             data = config.corruption.apply(data)
             _check_dataset(data)
         plan = _Plan(config=config, device=device,
-                     precision=config.precision if config.precision != "auto"
-                     else ("bf16" if device.type == "cuda" else "fp32"),
+                     precision=_precision(config.precision, device),
                      lr=lr, started=started,
-                     conv=data.train_x.dim() == 4 and _is_conv2d(model),
+                     conv=len(data.input_shape) == 3 and _is_conv2d(model) and getattr(data, "input_form", "tensor") == "tensor",
                      dataset_name=getattr(data, "name", ""))
         result = _train(model, data, plan)
-    result.removed = removed
+    result.settings["init"] = init  # removed: + a callable optimizer's weight decay, + what stays
+    result.removed = removed + result.removed + not_removable(model, config.remove, result.settings)
     return result
 
 
 # ----------------------------------------------------------------------------- overrides and device
+
+def _precision(precision: str, device: torch.device) -> str:
+    """``FitConfig.precision`` resolved: "auto" is bf16 on a GPU that supports it, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
 
 # ----------------------------------------------------------------------------- model and data
 
@@ -118,7 +133,8 @@ def _make_model(model_or_factory: Any) -> nn.Module:
 
 
 def _apply_regularizers(model: nn.Module, config: FitConfig) -> tuple[nn.Module, list[str], FitConfig]:
-    """Strip what ``config.remove`` names: dropout / batch norm modules, weight decay, augmentation."""
+    """Strip what ``config.remove`` names: dropout / batch norm modules, the recipe's weight decay
+    and label smoothing (:func:`rethink_checks.recipe.without_recipe_regularizers`), augmentation."""
     from .regularizers import remove_batchnorm, remove_dropout
 
     removed: list[str] = []
@@ -128,11 +144,9 @@ def _apply_regularizers(model: nn.Module, config: FitConfig) -> tuple[nn.Module,
     if "batchnorm" in config.remove:
         model, paths = remove_batchnorm(model)
         removed += [f"batchnorm:{p}" for p in paths]
+    config, gone = without_recipe_regularizers(config, config.remove)  # weight decay, label smoothing
+    removed += gone
     changes: dict[str, Any] = {}
-    if "weight_decay" in config.remove:
-        if config.weight_decay:
-            removed.append(f"weight_decay:{config.weight_decay}")
-        changes["weight_decay"] = 0.0
     if "augment" in config.remove:
         if config.augment:
             removed.append("augment")
@@ -142,12 +156,13 @@ def _apply_regularizers(model: nn.Module, config: FitConfig) -> tuple[nn.Module,
 
 def _check_dataset(data: Any) -> None:
     """Fail early, with the shapes named, on data fit() cannot train on."""
-    needed = ("train_x", "train_y", "test_x", "test_y", "num_classes")
+    needed = ("train_y", "test_y", "num_classes") if getattr(data, "streamed", False) \
+        else ("train_x", "train_y", "test_x", "test_y", "num_classes")
     missing = [n for n in needed if not hasattr(data, n)]
     if missing:
         raise DataError(f"data must be a rethink_checks.data.Dataset; got {type(data).__name__} "
                         f"without {missing}")
-    x, y = data.train_x, data.train_y
+    x, y = (data.train_y if getattr(data, "streamed", False) else data.train_x), data.train_y
     if len(x) == 0 or len(x) != len(y):
         raise DataError(f"the training split needs matching, non-empty images and labels; got "
                         f"{tuple(x.shape)} images and {tuple(y.shape)} labels")
@@ -173,25 +188,32 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
             model.to(device)
             if plan.conv:
                 model.to(memory_format=torch.channels_last)
-                if not _accepts_channels_last(model, data.train_x[:2].to(device)):
+                if not _accepts_channels_last(model, first_inputs(data, device)):
                     model.to(memory_format=torch.contiguous_format)
                     plan = dataclasses.replace(plan, conv=False)
-            train = _Placed(data.train_x, data.train_y, device, nhwc=plan.conv)
-            test = _Placed(data.test_x, data.test_y, device, nhwc=plan.conv) if len(data.test_y) else None
+            train = placed_split(data, "train", device, plan.conv)
+            test = placed_split(data, "test", device, plan.conv) if len(data.test_y) else None
             model.train()
-            _probe(model, train, config.batch_size, data.num_classes, plan.autocast)
-            if config.augment and data.train_x.dim() != 4:
+            output, stochastic = _probe(model, train, config.batch_size, data.num_classes, plan.autocast,
+                                        stochastic="dropout" in config.remove)
+            streamed = getattr(data, "streamed", False)  # streamed data are images (rethink_checks.streaming)
+            if config.augment and not streamed and data.train_x.dim() != 4:
                 raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape "
                                 f"{tuple(data.train_x.shape)}")
-            loop = _Loop(model, train, config, plan.lr, plan.autocast)
-            if config.augment:
+            loop = (_StreamLoop if streamed else _Loop)(model, train, config, plan.lr, plan.autocast,
+                                                        graph=device.type == "cuda" and config.fast and not streamed)
+            if config.augment and not streamed:
                 loop.source = train.x.clone()
-            graphs, reason = _fast_path(loop, device, config.fast, config.compile)
+            graphs, reason = _fast_path(loop, device, config.fast and not streamed, config.compile)
             run = _Run(model, loop, graphs, train, test, plan)
             run.epochs()
         except torch.cuda.OutOfMemoryError as err:
             raise oom_error(err, config, "training") from err
-        return run.result(reason)
+        result = run.result(reason)
+    result.settings.update(output=output, stochastic_forward=stochastic, dropped_last_batch=loop.dropped_tail,
+                           streamed=streamed, workers=getattr(data, "workers", 0) if streamed else None,
+                           inputs=train.form if train.form == "tensor" else f"{train.form} {list(train.keys)}")
+    return result
 
 
 class _Run:
@@ -205,7 +227,6 @@ class _Run:
         self.model, self.loop, self.graphs = model, loop, graphs
         self.train, self.test = train, test
         self.sample, self.sample_rows = _test_sample(test, plan.config, len(train))
-        self.schedule = _Schedule(plan.lr, plan.config.lr_decay, plan.config.lr_decay_steps)
         self.shuffle = torch.Generator().manual_seed(plan.config.seed)
         self.crops = torch.Generator().manual_seed(plan.config.seed + 1_000_003)
         self.curves: dict[str, list] = {k: [] for k in
@@ -225,19 +246,19 @@ class _Run:
         for epoch in range(1, cfg.max_epochs + 1):
             steps = loop.steps_per_epoch if cfg.max_steps is None \
                 else min(loop.steps_per_epoch, cfg.max_steps - self.steps_done)
-            lr = self.schedule.at(self.steps_done)
+            lr = loop.recipe.lr_at(self.steps_done)[0]
             ticked = time.perf_counter()
             perm = torch.randperm(loop.n, generator=self.shuffle)
             source = None
-            if cfg.augment:
+            if cfg.augment and self.train.x is not None:  # a streamed loop augments each batch
                 source = self._augmented_source()
             loop.start_epoch(perm.to(loop.perm.device), source)
             if self.graphs is not None:
-                self.graphs.run_epoch(self.steps_done, steps, self.schedule)
+                self.graphs.run_epoch(self.steps_done, steps)
             else:
-                loop.run_epoch(self.steps_done, steps, self.schedule)
+                loop.run_epoch(self.steps_done, steps)
             mean_loss = loop.loss_sum.item() / steps
-            running = loop.correct_sum.item() / loop.seen(steps)
+            running = loop.correct_sum.item() / loop.seen(steps) if loop.counts_accuracy else math.nan
             self.train_seconds += time.perf_counter() - ticked
             self.steps_done += steps
             out_of_steps = cfg.max_steps is not None and self.steps_done >= cfg.max_steps
@@ -324,12 +345,14 @@ class _Run:
     def _record(self, epoch, mean_loss, running, train_acc, test_acc, lr, elapsed) -> None:
         row = {"epoch": epoch, "step": self.steps_done,
                "train_loss": mean_loss if math.isfinite(mean_loss) else None,
-               "running_accuracy": running if math.isfinite(mean_loss) else None,
+               "running_accuracy": running if math.isfinite(mean_loss) and math.isfinite(running) else None,
                "train_accuracy": train_acc, "test_accuracy": test_acc, "lr": lr, "elapsed": elapsed}
         for key, value in row.items():
             self.curves[key].append(value)
-        if self.config.progress is not None:
-            self.config.progress(dict(row))
+        if self.config.progress is not None:  # the budgets too, so a live line can say what is left
+            cfg = self.config
+            self.config.progress({**row, "max_epochs": cfg.max_epochs, "max_steps": cfg.max_steps,
+                                  "max_seconds": cfg.max_seconds, "target": cfg.target_accuracy})
 
     def result(self, reason: str) -> FitResult:
         """The FitResult of the epochs run; ``reason`` says why the step ran eager or as graphs."""
@@ -339,7 +362,10 @@ class _Run:
         losses = self.curves["train_loss"]
         steps_per_epoch = self.loop.steps_per_epoch
         settings = self.config.to_dict()
-        settings.update(test_sample=len(self.sample) if self.sample is not None else 0, lr=self.plan.lr, device=str(device), precision=self.plan.precision,
+        recipe = self.loop.recipe
+        settings.update(test_sample=len(self.sample) if self.sample is not None else 0, lr=recipe.lr,
+                        recipe=describe(self.plan.config, recipe.lr, self.plan.precision),
+                        device=str(device), precision=self.plan.precision,
                         steps_per_epoch=steps_per_epoch, train_size=self.loop.n,
                         channels_last=self.plan.conv,
                         dataset=self.plan.dataset_name)
@@ -363,7 +389,7 @@ class _Run:
             device=str(device), device_name=device_name(device), torch_version=torch.__version__,
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
             fast_path=self.graphs is not None, fast_path_reason=reason,
-            examples=self.examples.to_dict(),
+            examples=self.examples.to_dict(), removed=list(self.loop.recipe.removed),
         )
         result.model = self.model.cpu() if device.type == "cuda" else self.model  # not serialized
         return result

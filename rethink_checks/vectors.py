@@ -64,13 +64,15 @@ def position_permutation(length: int, seed: int) -> torch.Tensor:
     return torch.randperm(int(length), generator=_generator(_check_seed(seed)))
 
 
-def shuffle_positions(x: torch.Tensor, *, seed: int,
-                      permutation: torch.Tensor | None = None) -> torch.Tensor:
+def shuffle_positions(x: torch.Tensor, *, seed: int, permutation: torch.Tensor | None = None,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
     """Apply ONE permutation of the last axis's positions to every example (features or tokens).
 
     The permutation is :func:`position_permutation` ``(D, seed)`` unless ``permutation`` (a
     1-D tensor holding a permutation of ``range(D)``) is given; output position ``i`` holds
-    input position ``permutation[i]``.
+    input position ``permutation[i]``. With a ``mask`` (padded token sequences, True / 1 on
+    real tokens) each row's real tokens are rearranged among the real positions in the
+    permutation's order and padding stays where it is; an all-ones mask is the plain result.
     """
     x, seed = _check_rows(x, "x"), _check_seed(seed)
     d = x.shape[-1]
@@ -81,21 +83,49 @@ def shuffle_positions(x: torch.Tensor, *, seed: int,
               and torch.equal(permutation.sort().values.cpu(), torch.arange(d))):
         raise DataError(f"permutation must be a 1-D tensor holding a permutation of range({d}) "
                         f"(the last axis of x, shape {tuple(x.shape)})")
-    return x[..., permutation.to(x.device)]
+    if mask is None:
+        return x[..., permutation.to(x.device)]
+    batch, rows = _masked_rows(x, mask)
+    # each row's real positions, visited in the permutation's order (its padding last)
+    order = permutation.to(x.device).expand_as(batch)
+    order = order.gather(1, (~rows.gather(1, order)).to(torch.int8).argsort(dim=1, stable=True))
+    return _scatter_real(batch, rows, order).reshape(x.shape)
 
 
-def random_positions(x: torch.Tensor, *, seed: int) -> torch.Tensor:
+def _masked_rows(x: torch.Tensor, mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` as a batch and ``mask`` as a bool batch of the same shape (True on real tokens)."""
+    batch = x if x.dim() == 2 else x.unsqueeze(0)
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(x.shape):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise DataError(f"mask must be a tensor of the tokens' shape {tuple(x.shape)}, got {got}")
+    return batch, mask.reshape(batch.shape).to(device=x.device).bool()
+
+
+def _scatter_real(batch: torch.Tensor, rows: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Each row's values taken in ``order`` (its real positions first, then its padding in
+    place order) and written back to its real positions, then its padding positions, both
+    ascending: the real tokens are rearranged among themselves, padding and mask stay."""
+    targets = (~rows).to(torch.int8).argsort(dim=1, stable=True)
+    return torch.empty_like(batch).scatter_(1, targets, batch.gather(1, order))
+
+
+def random_positions(x: torch.Tensor, *, seed: int, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Apply an independent random permutation of positions to each example.
 
     As :func:`~rethink_checks.corruptions.random_pixels`: a stable argsort of uniform 63-bit
     keys drawn on the CPU, so the permutations are the same on every device. One example
-    (rank 1) is the first row of a batch drawn with the same seed.
+    (rank 1) is the first row of a batch drawn with the same seed. With a ``mask`` each row's
+    real tokens are permuted among themselves (the same keys, padding sorted last and kept in
+    place); an all-ones mask is the plain result.
     """
     x, seed = _check_rows(x, "x"), _check_seed(seed)
     batch = x if x.dim() == 2 else x.unsqueeze(0)
-    keys = torch.randint(0, 2**63 - 1, tuple(batch.shape), generator=_generator(seed))
-    perms = keys.to(x.device).argsort(dim=1, stable=True)
-    return batch.gather(1, perms).reshape(x.shape)
+    keys = torch.randint(0, 2**63 - 1, tuple(batch.shape), generator=_generator(seed)).to(x.device)
+    if mask is None:
+        return batch.gather(1, keys.argsort(dim=1, stable=True)).reshape(x.shape)
+    batch, rows = _masked_rows(x, mask)
+    order = keys.masked_fill(~rows, 2**63 - 1).argsort(dim=1, stable=True)  # draws are < 2**63 - 1
+    return _scatter_real(batch, rows, order).reshape(x.shape)
 
 
 # --------------------------------------------------------------------------- feature noise
@@ -151,31 +181,39 @@ def feature_noise(x: torch.Tensor, *, seed: int, mean: Any = None, std: Any = No
 
 # --------------------------------------------------------------------------- random tokens
 
-def token_vocabulary(tokens: torch.Tensor) -> torch.Tensor:
-    """The distinct ids that occur in ``tokens``, sorted (the vocabulary :func:`random_tokens` draws from)."""
+def token_vocabulary(tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The distinct ids that occur in ``tokens`` (on its real positions, with a ``mask``), sorted
+    (the vocabulary :func:`random_tokens` draws from)."""
     tokens = _check_rows(tokens, "tokens", integer=True)
+    if mask is not None:
+        tokens = tokens[_masked_rows(tokens, mask)[1].reshape(tokens.shape)]
     if tokens.numel() == 0:
         raise DataError(f"tokens must not be empty to read a vocabulary, got shape {tuple(tokens.shape)}")
     return torch.unique(tokens.cpu())
 
 
-def random_tokens(tokens: torch.Tensor, *, seed: int, vocabulary: Any = None) -> torch.Tensor:
+def random_tokens(tokens: torch.Tensor, *, seed: int, vocabulary: Any = None,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
     """Replace every token by an id drawn uniformly from ``vocabulary`` (default: the ids in ``tokens``).
 
     Pass the training split's :func:`token_vocabulary` when corrupting the test split, so both
     draw from the ids seen in training. The draws are indices into the sorted vocabulary, so
-    the result depends only on the seed, the shape and the vocabulary.
+    the result depends only on the seed, the shape and the vocabulary. With a ``mask`` only the
+    real tokens are replaced (the same draws); padding stays.
     """
     tokens, seed = _check_rows(tokens, "tokens", integer=True), _check_seed(seed)
     if vocabulary is None:
-        vocab = token_vocabulary(tokens)
+        vocab = token_vocabulary(tokens, mask)
     else:
         vocab = torch.as_tensor(vocabulary)
         if vocab.dim() != 1 or vocab.numel() == 0 or vocab.is_floating_point() or vocab.dtype == torch.bool:
             raise DataError(f"vocabulary must be a non-empty 1-D sequence of integer ids, got {vocabulary!r}")
         vocab = torch.unique(vocab.cpu())
     picks = torch.randint(0, len(vocab), tuple(tokens.shape), generator=_generator(seed))
-    return vocab[picks].to(device=tokens.device, dtype=tokens.dtype)
+    drawn = vocab[picks].to(device=tokens.device, dtype=tokens.dtype)
+    if mask is None:
+        return drawn
+    return torch.where(_masked_rows(tokens, mask)[1].reshape(tokens.shape), drawn, tokens)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -191,30 +229,38 @@ def _rows(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return dataset.train_x, dataset.test_x
 
 
+def _masks(dataset: Any) -> tuple[Any, Any]:
+    """The (train, test) attention masks of a tokens dataset (padding left as it is), else None."""
+    return getattr(dataset, "mask", (None, None)) if dataset.kind == "tokens" else (None, None)
+
+
 # The transforms of rethink_checks.randomizations' table for features and tokens:
 # (spec, dataset, test_seed) -> the randomized dataset.
 
 def shuffle_vector_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:
     """shuffled_pixels on features / tokens: one position permutation for both splits."""
     tx, vx = _rows(dataset)
+    tm, vm = _masks(dataset)
     perm = position_permutation(tx.shape[1], spec.seed)
-    return dataset.replace(train_x=shuffle_positions(tx, seed=spec.seed, permutation=perm),
-                           test_x=shuffle_positions(vx, seed=spec.seed, permutation=perm))
+    return dataset.replace(train_x=shuffle_positions(tx, seed=spec.seed, permutation=perm, mask=tm),
+                           test_x=shuffle_positions(vx, seed=spec.seed, permutation=perm, mask=vm))
 
 
 def random_vector_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:
     """random_pixels on features / tokens: a position permutation per example."""
     tx, vx = _rows(dataset)
-    return dataset.replace(train_x=random_positions(tx, seed=spec.seed),
-                           test_x=random_positions(vx, seed=test_seed))
+    tm, vm = _masks(dataset)
+    return dataset.replace(train_x=random_positions(tx, seed=spec.seed, mask=tm),
+                           test_x=random_positions(vx, seed=test_seed, mask=vm))
 
 
 def random_token_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:
     """gaussian on tokens: uniform ids from the training split's vocabulary."""
     tx, vx = _rows(dataset)
-    vocab = token_vocabulary(tx)
-    return dataset.replace(train_x=random_tokens(tx, seed=spec.seed, vocabulary=vocab),
-                           test_x=random_tokens(vx, seed=test_seed, vocabulary=vocab))
+    tm, vm = _masks(dataset)
+    vocab = token_vocabulary(tx, tm)
+    return dataset.replace(train_x=random_tokens(tx, seed=spec.seed, vocabulary=vocab, mask=tm),
+                           test_x=random_tokens(vx, seed=test_seed, vocabulary=vocab, mask=vm))
 
 
 def noise_feature_dataset(spec: Any, dataset: Any, test_seed: int) -> Any:

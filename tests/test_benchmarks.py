@@ -115,3 +115,30 @@ def test_module_path_counts_few_re_entries_outside_the_training_engine(tmp_path:
     engine = {"rethink_checks.training", "rethink_checks.step", "rethink_checks.evaluation"}
     assert doc["reentries"] <= 17 and doc["modules"] > 20
     assert all(set(edge.split(" (")[0].split(" -> ")) <= engine for edge in doc["edges"])
+
+
+def test_bench_streaming_quick_writes_the_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "streaming.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_streaming.py"), "--quick",
+                           "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "materialized / variant" in proc.stdout
+    report = json.loads(out.read_text())
+    assert set(report["ratio"]) == {"materialized", "streamed_w0", "streamed_w1"}
+    assert report["ratio"]["materialized"] == 1.0 and report["machine"]
+
+
+def test_bench_recipes_quick_writes_both_recipes_side_by_side(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("transformers")
+    out = tmp_path / "recipes.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_recipes.py"), "--quick",
+                           "--models", "bert", "--max-epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert {(r["recipe"], r["check"]) for r in report["rows"]} == {
+        (rec, c) for rec in ("paper", "adamw") for c in ("true_labels", "random_labels")}
+    assert set(report["side_by_side"][0]) == {"model", "paper_random_labels_epochs", "adamw_random_labels_epochs"}
+    assert report["machine"]["label"]

@@ -360,3 +360,21 @@ def test_plugin_suspects_must_be_positive(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--rethink", "--rethink-suspects=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--rethink-suspects: invalid value '0'; allowed: an integer >= 1*"])
+
+
+def test_plugin_suspects_with_the_readmes_selection_and_without_true_labels(
+        pytester: pytest.Pytester) -> None:
+    """README: ``-k "true_labels or memorization" --rethink-suspects=N`` prints the suspects
+    (they come from the true_labels fit) and puts them in the HTML page; ``-k memorization``
+    alone says how to get them instead of printing nothing."""
+    pytester.makepyfile(test_model=MODULE.format(settings=PLUGIN))
+    args = ("--rethink", "--rethink-checks=true_labels,memorization", "--rethink-suspects=3")
+    result = pytester.runpytest(*args, "-k", "true_labels or memorization",
+                                "--rethink-html=page.html")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*rethink suspects: test_model: the 3 training examples*"])
+    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    assert "test_model: suspects (likely mislabels)" in page and "test_model: memorization" in page
+    alone = pytester.runpytest(*args, "-k", "memorization")
+    alone.assert_outcomes(passed=1, deselected=1)
+    alone.stdout.fnmatch_lines(["rethink suspects: none: they come from the true_labels fit*"])

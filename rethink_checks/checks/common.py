@@ -46,6 +46,7 @@ def regularizers_in(run: FitResult, model_factory: Callable, config: Any) -> str
              if kind not in gone and any(isinstance(m, types) for m in modules)]
     found += ["weight_decay"] if config.weight_decay and "weight_decay" not in config.remove else []
     found += ["augment"] if config.augment and "augment" not in config.remove else []
+    found += ["label_smoothing"] if config.label_smoothing and "label_smoothing" not in config.remove else []
     return ",".join(found) or "none"
 
 

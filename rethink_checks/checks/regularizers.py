@@ -23,7 +23,9 @@ __all__ = ["CHECK", "check_regularizers", "judge_regularizers"]
 def _regularized_config(settings: "CheckSettings", regs: tuple[str, ...]) -> Any:
     return dataclasses.replace(
         settings.fit, remove=tuple(r for r in ("dropout", "batchnorm") if r not in regs),
-        weight_decay=settings.ablation_weight_decay if "weight_decay" in regs else 0.0,
+        # the recipe's own weight decay when it has one (AdamW's, say), else the ablation's
+        weight_decay=(settings.fit.weight_decay or settings.ablation_weight_decay) if "weight_decay" in regs
+        else 0.0,
         augment="augment" in regs)
 
 
@@ -63,6 +65,9 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: "Chec
         "removed": ",".join(off.removed),
         "memorized_with_regularizers": memorized,
         "random_train_accuracy_with_regularizers": rnd.train_accuracy,
+        # present and not removable (dropout called in forward, a label-smoothing loss module)
+        "not_removable": ",".join(r.split(":", 1)[1] for r in off.removed
+                                  if r.startswith("not_removable:")) or None,
     }
     verdict = judge_regularizers(metrics, settings)
     why = {"without": fit_message("without regularizers the model no longer fits", off, t)}
@@ -70,6 +75,8 @@ def check_regularizers(model_factory: Callable, data: "Dataset", settings: "Chec
         f"test accuracy {fmt(on.test_accuracy)} with, {fmt(off.test_accuracy)} without "
         f"(gain {fmt(gain)}); random labels {'still' if memorized else 'not'} memorized "
         "with the regularizers on")
+    if verdict.passed and metrics["not_removable"]:
+        msg += f"; present and not removable, so 'without' still had: {metrics['not_removable']}"
     criterion = (f"without any regularizer the model still fits (train accuracy >= {t}) and "
                  f"test accuracy with minus without <= {settings.max_regularizer_gain}; "
                  f"regularizers on: {', '.join(regs) or 'none'}" + (f" ({left_out})" if left_out else ""))
