@@ -90,13 +90,19 @@ def write_summary(reporter: Any, state: RethinkState) -> None:
 
 
 def write_suspects(reporter: Any, state: RethinkState) -> None:
-    """``--rethink-suspects``: each model's likeliest mislabels, from its true_labels item."""
+    """``--rethink-suspects``: each model's likeliest mislabels, from its suspects item."""
     for entry in state.ordered_entries():
         rows = (entry.get("tables") or {}).get("suspects")
         if not rows:
             continue
-        from rethink_checks.memorization import format_suspects
+        from rethink_checks.suspects import format_rows
 
+        metrics = entry.get("metrics") or {}
         reporter.write_line(f"rethink suspects: {entry.get('model')}: the {len(rows)} training "
-                            "examples fitted last or forgotten most on their given labels")
-        reporter.write_line(format_suspects(rows))
+                            f"examples whose label looks wrong (confidence "
+                            f"{metrics.get('confidence', '?')}: stopped {metrics.get('stop_reason', '?')} "
+                            f"after {metrics.get('epochs', '?')} epochs, top-{len(rows)} overlap "
+                            f"{metrics.get('stability', '?')}, held-out accuracy "
+                            f"{metrics.get('held_out_accuracy', '?')}, ~{metrics.get('estimated_issues', '?')} "
+                            "label issues estimated)")
+        reporter.write_line(format_rows(rows))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
 
 __all__ = [
-    "CHECKS", "CheckSettings", "RunCache", "SettingsError", "run_check",
+    "CHECKS", "ON_REQUEST", "CheckSettings", "RunCache", "SettingsError", "run_check",
     "RANDOMIZATION_CHECKS", "REGULARIZERS", "LABEL_MODES", "CAPACITY_BUDGETS",
 ]
 
@@ -329,6 +329,14 @@ def check_memorization(model_factory: Callable, data: "Dataset", settings: Check
     return impl(model_factory, data, settings, cache)
 
 
+def check_suspects(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                   cache: RunCache | None = None) -> CheckResult:
+    """Likely mislabelled training examples (rethink_checks.suspects, imported when run)."""
+    from .suspects import check_suspects as impl
+
+    return impl(model_factory, data, settings, cache)
+
+
 CHECKS: dict[str, Callable[..., CheckResult]] = {
     "true_labels": check_true_labels,
     **{name: _memorization(name) for name in RANDOMIZATION_CHECKS},
@@ -338,7 +346,10 @@ CHECKS: dict[str, Callable[..., CheckResult]] = {
     "capacity": check_capacity,
     "expressivity": check_expressivity,
     "memorization": check_memorization,
+    "suspects": check_suspects,
 }
+#: checks that run only when asked for (``--rethink-checks``, or ``--rethink-suspects`` for suspects)
+ON_REQUEST = ("suspects",)
 
 
 def run_check(name: str, model_factory: Callable, data: "Dataset",
