@@ -339,22 +339,6 @@ def test_plugin_runs_memorization_with_metrics_in_json_and_junit(pytester: pytes
     assert "rethink.memorization.early_stopping_gain" in props
 
 
-def test_plugin_suspects_in_json_terminal_and_a_grid(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("matplotlib")
-    pytester.makepyfile(test_model=MODULE.format(settings=PLUGIN))
-    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels", "--rethink-suspects=4",
-                                "--rethink-json=out.json", "--rethink-plots=figs")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*rethink suspects: test_model: the 4 training examples*",
-                                 "*index*label*predicted*fit epoch*forgets*"])
-    item = json.loads((pytester.path / "out.json").read_text())["items"][0]
-    rows = item["tables"]["suspects"]
-    assert len(rows) == 4 and item["metrics"]["suspects"] == 4
-    assert item["metrics"]["suspects.indices"] == ",".join(str(r["index"]) for r in rows)
-    assert all(isinstance(r["prediction"], int) for r in rows)
-    assert (pytester.path / "figs" / "test_model_suspects.png").exists()
-
-
 def test_plugin_suspects_must_be_positive(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=MODULE.format(settings=PLUGIN))
     result = pytester.runpytest("--rethink", "--rethink-suspects=0")
