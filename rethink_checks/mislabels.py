@@ -26,13 +26,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from .errors import DataError, SettingsError
+from .errors import DataError, ModelError, SettingsError
+from .step import _Placed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
@@ -145,10 +147,14 @@ class _Fold:
 
 def cross_fit(model_factory: Callable, data: "Dataset", settings: "CheckSettings", *,
               folds: int = 5, max_epochs: int = 30,
-              after_epoch: Callable[[CrossFit], bool] | None = None) -> CrossFit:
+              after_epoch: Callable[[CrossFit], bool] | None = None,
+              stop: Callable[[], bool] | None = None) -> CrossFit:
     """Fit ``folds`` models in lockstep and record held-out probabilities and training dynamics.
 
     ``after_epoch(record)`` runs after every epoch of all folds; returning True stops early.
+    ``stop()`` is asked after every batch (a deadline): True ends the fit mid-epoch, keeping the
+    record so far (``record.epochs`` counts the completed epochs); the first epoch always ends,
+    as a fit's does in the engine.
     The same ``settings.seed`` gives the same folds, batches and initial weights (bit-identical
     on CPU).
     """
@@ -159,8 +165,6 @@ def cross_fit(model_factory: Callable, data: "Dataset", settings: "CheckSettings
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= n:
         raise SettingsError(f"mislabels: folds must be an integer in [2, {n}], got {folds!r}")
     device = resolve_device(config.device)
-    x = data.train_x if data.kind == "tokens" else data.train_x.float()
-    x, y = x.to(device), data.train_y.to(device)
     rec = CrossFit(labels=data.train_y.clone(), oos_probs=torch.full((n, k), 1.0 / k),
                    margin_sum=torch.zeros(n, dtype=torch.float64), seen=torch.zeros(n),
                    wrong=torch.zeros(n), forgets=torch.zeros(n),
@@ -174,10 +178,13 @@ def cross_fit(model_factory: Callable, data: "Dataset", settings: "CheckSettings
             lr = config.lr if config.lr is not None else float(getattr(model, "rethink_lr", None) or 0.01)
             train = torch.cat([s for j, s in enumerate(splits) if j != f]).sort().values
             runs.append(_Fold(model, lr, config, train, held, config.seed * 1000 + f))
+        placed = _place(runs, data, device, config.batch_size)
         for epoch in range(1, max_epochs + 1):
             for run in runs:
-                _train_epoch(run, x, y, rec, epoch, config.batch_size)
-                _score_held_out(run, x, rec, first=epoch == 1)
+                if not _train_epoch(run, placed, rec, epoch, config.batch_size,
+                                    stop if epoch > 1 else None):  # the first epoch always ends
+                    return rec  # out of time mid-epoch: the record so far
+                _score_held_out(run, placed, rec, first=epoch == 1)
             rec.epochs = epoch
             rec.held_out_accuracy = float((rec.oos_probs.argmax(1) == rec.labels).float().mean())
             if after_epoch is not None and after_epoch(rec):
@@ -185,17 +192,35 @@ def cross_fit(model_factory: Callable, data: "Dataset", settings: "CheckSettings
     return rec
 
 
-def _train_epoch(run: _Fold, x: torch.Tensor, y: torch.Tensor, rec: CrossFit, epoch: int,
-                 batch: int) -> None:
-    """One epoch of SGD on the fold's training part, recording margins from the same forward."""
+def _place(runs: list[_Fold], data: "Dataset", device: torch.device, batch: int) -> _Placed:
+    """The training set on the device (NHWC for conv models that accept channels_last), after
+    one probe forward that turns a broken model into a ModelError naming the input shape."""
+    from .step import _accepts_channels_last, _is_conv2d, _probe
+
+    first = runs[0].model
+    nhwc = (data.kind == "image" and _is_conv2d(first)
+            and _accepts_channels_last(first.to(memory_format=torch.channels_last), data.train_x[:2]))
+    for run in runs:
+        run.model.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    placed = _Placed(data.train_x, data.train_y, device, nhwc)
+    _probe(first, placed, batch, data.num_classes, nullcontext)
+    return placed
+
+
+def _train_epoch(run: _Fold, placed: _Placed, rec: CrossFit, epoch: int, batch: int,
+                 stop: Callable[[], bool] | None) -> bool:
+    """One epoch of SGD on the fold's training part, recording margins from the same forward;
+    False when ``stop()`` ended it early."""
     run.model.train()
     order = run.train[torch.randperm(len(run.train), generator=run.gen)]
     right_now = torch.zeros(len(rec.labels), dtype=torch.bool)
     for lo in range(0, len(order), batch):
+        if stop is not None and stop():
+            return False
         idx = order[lo:lo + batch]
-        idx_dev = idx.to(x.device)
-        logits = run.model(x[idx_dev])
-        loss = nn.functional.cross_entropy(logits, y[idx_dev])
+        idx_dev = idx.to(placed.y.device)
+        logits = run.model(placed.view(placed.x[idx_dev]))
+        loss = nn.functional.cross_entropy(logits, placed.y[idx_dev])
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -214,20 +239,20 @@ def _train_epoch(run: _Fold, x: torch.Tensor, y: torch.Tensor, rec: CrossFit, ep
     rec.first_right[fresh] = epoch
     run.last_right = right_now
     if not math.isfinite(float(loss.detach())):
-        from .errors import ModelError
+        raise ModelError(f"mislabels: the training loss became {float(loss.detach())} in epoch "
+                         f"{epoch}; lower the learning rate (setting lr)")
+    return True
 
-        raise ModelError(f"mislabels: the training loss became {float(loss)} in epoch {epoch}; "
-                         "lower the learning rate (setting lr)")
 
-
-def _score_held_out(run: _Fold, x: torch.Tensor, rec: CrossFit, first: bool, chunk: int = 1024) -> None:
+def _score_held_out(run: _Fold, placed: _Placed, rec: CrossFit, first: bool,
+                    chunk: int = 1024) -> None:
     """The fold's held-out class probabilities, folded into the moving average."""
     run.model.eval()
     parts = []
     with torch.no_grad():
         for lo in range(0, len(run.held), chunk):
-            idx = run.held[lo:lo + chunk].to(x.device)
-            parts.append(torch.softmax(run.model(x[idx]).float(), dim=1).cpu())
+            idx = run.held[lo:lo + chunk].to(placed.y.device)
+            parts.append(torch.softmax(run.model(placed.view(placed.x[idx])).float(), dim=1).cpu())
     probs = torch.cat(parts)
     rec.oos_probs[run.held] = probs if first else OOS_EMA * probs + (1 - OOS_EMA) * rec.oos_probs[run.held]
 
@@ -336,13 +361,16 @@ def find_mislabels(model_factory: Callable, data: "Dataset", settings: "CheckSet
         if rec.epochs >= min_epochs and state["calm"] >= patience:
             state["reason"] = "stable"
             return True
+        return out_of_time()
+
+    def out_of_time() -> bool:
         if deadline is not None and time.monotonic() >= deadline:
             state["reason"] = "time_budget"
             return True
         return False
 
     rec = cross_fit(model_factory, data, settings, folds=folds, max_epochs=max_epochs,
-                    after_epoch=after_epoch)
+                    after_epoch=after_epoch, stop=out_of_time)
     return _report(rec, n, folds, state, time.perf_counter() - started)
 
 

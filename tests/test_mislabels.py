@@ -166,6 +166,23 @@ def test_too_few_examples_for_the_folds_is_a_data_error() -> None:
         find_mislabels(lambda: linear((4,), 2), data, CheckSettings.from_mapping(FIT))
 
 
+def test_a_broken_model_is_a_model_error_naming_the_input(flipped_digits) -> None:
+    from rethink_checks.errors import ModelError
+
+    data, _ = flipped_digits
+    with pytest.raises(ModelError, match=r"input of shape \(32, 1, 8, 8\)"):
+        find_mislabels(lambda: nn.Linear(3, 10), data, CheckSettings.from_mapping(FIT))
+
+
+def test_cross_fit_trains_conv_models_channels_last_with_the_same_ranking_signals(flipped_digits) -> None:
+    data, _ = flipped_digits
+    conv = lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),  # noqa: E731
+                                 nn.Linear(4 * 64, 10))
+    rec = cross_fit(conv, data, CheckSettings.from_mapping(FIT), folds=2, max_epochs=1)
+    assert rec.epochs == 1 and torch.isfinite(rec.aum).all()
+    assert torch.allclose(rec.oos_probs.sum(1), torch.ones(len(data.train_y)), atol=1e-5)
+
+
 def test_suspects_check_rows_carry_scores_and_previews(flipped_digits) -> None:
     data, _ = flipped_digits
     settings = CheckSettings.from_mapping({**FIT, "suspects": 6, "max_epochs": 4})
