@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_mislabels.py [--datasets digits,cifar10] [--noise 0.05,0.2]
            [--k 100] [--cifar PATH] [--cifar-train 2000] [--epochs 15] [--logreg-iter 100]
-           [--mlp-iter 50] [--quick] [--out PATH]
+           [--mlp-iter 50] [--methods A,B] [--harness-folds 5] [--quick] [--out PATH]
 For each dataset and noise level: flip a seeded fraction of the training labels, each to a
 different class (``bench_suspects.flip_labels``), then rank the training set four ways, one
 after the other in this process (so their seconds share the machine's load):
@@ -78,8 +78,12 @@ def sklearn_row(name: str, estimator, noisy: Dataset) -> tuple[np.ndarray, float
     return -quality.numpy(), time.perf_counter() - start
 
 
+METHODS = ("cleanlab+logreg", "cleanlab+mlp256", "cleanlab+model", "harness")
+
+
 def run_case(name: str, data: Dataset, noise: float, k: int, epochs: int, seed: int,
-             iters: tuple[int, int]) -> list[dict]:
+             iters: tuple[int, int], methods: tuple[str, ...] = METHODS,
+             harness_folds: int = 5) -> list[dict]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
@@ -96,18 +100,24 @@ def run_case(name: str, data: Dataset, noise: float, k: int, epochs: int, seed: 
         rows.append(row)
         print(_line(row), flush=True)
 
-    add("cleanlab+logreg", *sklearn_row("logreg", LogisticRegression(max_iter=iters[0]), noisy))
-    add("cleanlab+mlp256", *sklearn_row("mlp", MLPClassifier((256,), max_iter=iters[1],
-                                                             random_state=seed), noisy))
-    start = time.perf_counter()
-    rec = cross_fit(factory, noisy, settings, folds=5, max_epochs=epochs)
-    quality = label_quality(rec.labels, rec.oos_probs)
-    add("cleanlab+model", -quality.numpy(), time.perf_counter() - start, epochs=rec.epochs)
-    start = time.perf_counter()
-    report = find_mislabels(factory, noisy, settings, n=k, folds=5, max_epochs=epochs)
-    add("harness", np.asarray(report.score), time.perf_counter() - start, epochs=report.epochs,
-        stop_reason=report.stop_reason, confidence=report.confidence,
-        estimated_issues=report.estimated_issues)
+    if "cleanlab+logreg" in methods:
+        add("cleanlab+logreg", *sklearn_row("logreg", LogisticRegression(max_iter=iters[0]), noisy))
+    if "cleanlab+mlp256" in methods:
+        add("cleanlab+mlp256", *sklearn_row("mlp", MLPClassifier((256,), max_iter=iters[1],
+                                                                 random_state=seed), noisy))
+    if "cleanlab+model" in methods:
+        start = time.perf_counter()
+        rec = cross_fit(factory, noisy, settings, folds=5, max_epochs=epochs)
+        quality = label_quality(rec.labels, rec.oos_probs)
+        add("cleanlab+model", -quality.numpy(), time.perf_counter() - start, epochs=rec.epochs)
+    if "harness" in methods:
+        start = time.perf_counter()
+        report = find_mislabels(factory, noisy, settings, n=k, folds=harness_folds,
+                                max_epochs=epochs)
+        add("harness" if harness_folds == 5 else f"harness/{harness_folds}folds",
+            np.asarray(report.score), time.perf_counter() - start, epochs=report.epochs,
+            stop_reason=report.stop_reason, confidence=report.confidence,
+            estimated_issues=report.estimated_issues)
     return rows
 
 
@@ -134,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cifar", type=Path, default=CIFAR)
     parser.add_argument("--cifar-train", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="rows to run (comma-separated)")
+    parser.add_argument("--harness-folds", type=int, default=5,
+                        help="folds of the harness row (the suspects check runs 3)")
     parser.add_argument("--quick", action="store_true", help="digits subset, 5%% noise, 3 epochs")
     parser.add_argument("--out", type=Path, default=RESULTS / "mislabels.json")
     args = parser.parse_args(argv)
@@ -141,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.datasets, args.noise, args.epochs, args.k = "digits", "0.05", 3, 10
         args.logreg_iter, args.mlp_iter = 50, 10
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if not methods or set(methods) - set(METHODS):
+        parser.error(f"--methods: {args.methods!r}; allowed: {', '.join(METHODS)}")
     datasets, notes = {}, []
     for name in args.datasets.split(","):
         if name == "digits":
@@ -153,15 +169,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"--datasets: unknown {name!r}; allowed: digits, cifar10")
     print(HEADER)
-    rows = []
+    rows: list[dict] = []
     for name, data in datasets.items():
         for noise in (float(p) for p in args.noise.split(",")):
             rows += run_case(name, data, noise, args.k, args.epochs, args.seed,
-                             (args.logreg_iter, args.mlp_iter))
-    write_json({"fit": FIT, "epochs": args.epochs, "k": args.k, "logreg_max_iter": args.logreg_iter,
-                "mlp_max_iter": args.mlp_iter, "seed": args.seed,
-                "model": "small_bn_cnn", "torch": torch.__version__, "notes": notes,
-                "machine": hardware("cpu"), "rows": rows}, args.out)
+                             (args.logreg_iter, args.mlp_iter), methods, args.harness_folds)
+            write_json({"fit": FIT, "epochs": args.epochs, "k": args.k, "seed": args.seed,
+                        "logreg_max_iter": args.logreg_iter, "mlp_max_iter": args.mlp_iter,
+                        "model": "small_bn_cnn", "torch": torch.__version__, "notes": notes,
+                        "machine": hardware("cpu"), "rows": rows}, args.out, quiet=True)
+    print(f"wrote {args.out}")  # after every case, so a stopped run keeps what it measured
     return 0
 
 

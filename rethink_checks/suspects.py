@@ -23,10 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .run_cache import RunCache
     from .settings import CheckSettings
 
-__all__ = ["check_suspects", "preview", "format_rows", "MAX_EPOCHS", "RAW_VALUES"]
+__all__ = ["check_suspects", "preview", "format_rows", "FOLDS", "MAX_EPOCHS", "RAW_VALUES"]
 
 #: the finder's step budget in epochs (lower when the fit's ``max_epochs`` is lower)
 MAX_EPOCHS = 30
+#: folds of the check's cross-fitting: 3 halves the cost of an epoch against cleanlab's usual 5
+#: (each epoch trains 2 x N examples instead of 4 x N) at the same precision on the digits
+#: (docs/memorization.md, benchmarks/results/mislabels-3folds.json)
+FOLDS = 3
 #: how many raw values of a token / feature row a preview keeps
 RAW_VALUES = 32
 #: a preview image's longest side in pixels (larger images are downscaled)
@@ -62,7 +66,7 @@ def check_suspects(model_factory: Callable, data: "Dataset", settings: "CheckSet
     from .mislabels import find_mislabels
 
     data = prepared(data, settings)
-    report = find_mislabels(model_factory, data, settings, n=settings.suspects,
+    report = find_mislabels(model_factory, data, settings, n=settings.suspects, folds=FOLDS,
                             max_epochs=min(settings.fit.max_epochs, MAX_EPOCHS))
     rows = report.top()
     for row in rows:
