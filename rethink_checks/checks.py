@@ -391,7 +391,7 @@ def _note_budget(result: CheckResult, budget: float) -> None:
     rows += [(f"n={row.get('n')}", row) for row in result.tables.get("fits", [])]  # capacity
     stopped = sorted({name for name, run in rows
                       if isinstance(run, Mapping) and run.get("stop_reason") == "time_budget"})
-    if result.metrics.get("stop_reason") == "time_budget":  # a check without fit records (suspects)
+    if not stopped and result.metrics.get("stop_reason") == "time_budget":  # no fit records (suspects)
         stopped.append(result.check)
     result.metrics["time_budget"] = budget
     result.metrics["time_budget_exhausted"] = bool(stopped)
