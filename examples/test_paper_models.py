@@ -2,8 +2,8 @@
 
 ``rethink_checks.models.build(name, input_shape, num_classes)`` builds the paper's
 architectures for any input: here the plugin's default data, the 1,437 whitened 8x8 training
-digits, trained with the digits' defaults (batch 32, constant learning rate, up to 300
-epochs; see docs/plugin.md) and each model's paper learning rate (0.01 for the MLPs and
+digits, trained with the digits' defaults (batch 32, up to 300 epochs; see docs/plugin.md)
+under the paper's schedule (x0.95 every 391 optimizer steps) and each model's paper learning rate (0.01 for the MLPs and
 AlexNet, 0.1 for Inception, set by ``build`` as ``model.rethink_lr``).
 
 The checks are the memorization side of the paper (Table 1 and Figure 1a): fit the true

@@ -94,6 +94,15 @@ def _text(text: str) -> str:
 _text.allowed = "a non-empty string"  # type: ignore[attr-defined]
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if str(text).strip() not in allowed:
+            raise ValueError
+        return str(text).strip()
+    parse.allowed = " | ".join(allowed)  # type: ignore[attr-defined]
+    return parse
+
+
 def _model_specs(text: str | list[str]) -> tuple[str, ...]:
     """Zero-code model specs ``TARGET:NAME`` (checked for form only; imported at configure)."""
     parts = text if isinstance(text, list) else [text]
@@ -172,6 +181,11 @@ class Option:
         return "rethink_" + self.name
 
 
+def _fit_option(name: str, help: str, metavar: str) -> Option:
+    """An option that sets the ``FitConfig`` field ``name``, validated by FitConfig itself."""
+    return Option(name, _fit_field(name), help, key=name, metavar=metavar)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("checks", _names, "checks to run, comma-separated (default: every check)",
            metavar="A,B", ini_type="args"),
@@ -193,6 +207,18 @@ OPTIONS: tuple[Option, ...] = (
            metavar="N"),
     Option("max_steps", _fit_field("max_steps"), "optimizer-step budget of every fit, beside "
            "max_epochs (default: none)", key="max_steps", metavar="N"),
+    _fit_option("optimizer", "optimizer of every fit: sgd (the paper's, momentum 0.9; default) | "
+                "adam | adamw | rmsprop", "NAME"),
+    _fit_option("lr", "base learning rate (default: the model's rethink_lr or 0.01 for sgd, 1e-3 "
+                "for the Adam family and rmsprop)", "LR"),
+    _fit_option("batch_size", "training batch size (default 128; digits 32; user data: a fraction "
+                "of a small training set)", "N"),
+    _fit_option("schedule", "learning-rate schedule over the fit's step budget: paper (x0.95 per "
+                "391 steps; default) | constant | cosine | linear | onecycle", "NAME"),
+    _fit_option("warmup", "linear lr warmup before the schedule: steps (>= 1) or a fraction of the "
+                "step budget (< 1); default 0", "STEPS|FRAC"),
+    _fit_option("precision", "auto (bf16 on a GPU that has it, else fp32; default) | fp32 | bf16 | "
+                "fp16 (with a gradient scaler)", "P"),
     Option("lr_decay_steps", _fit_field("lr_decay_steps"), "optimizer steps per x lr_decay of the "
            "learning rate (default 391: the paper's epoch of 50,000 images at batch 128)",
            key="lr_decay_steps", metavar="N"),
@@ -238,8 +264,14 @@ OPTIONS: tuple[Option, ...] = (
            "examples whose label looks wrong (k-fold fits + area under the margin; stops when the "
            "list is stable; -k memorization selects it too; with --rethink-plots an image grid)",
            key="suspects", metavar="N"),
+    Option("progress", _choice("auto", "none", "lines", "bar"), "live progress of running checks: "
+           "auto (default: a bar on a terminal, plain lines otherwise, none under -q) | none | "
+           "lines | bar; under pytest-xdist the controller shows every worker's running item",
+           metavar="MODE"),
+    Option("html", _text, "write a self-contained HTML report to PATH, rewritten after every "
+           "item (verdicts, curves, settings, environment)", metavar="PATH"),
     Option("progress_interval", _float(0.0), "seconds between live progress lines of a running "
-           "check (default 5; 0: every epoch)", metavar="SECONDS"),
+           "check (default 5; 0: every epoch; the bar redraws every 0.5 s at most)", metavar="SECONDS"),
     Option("model", _model_specs, "zero-code entry: run the checks on model SPEC without a test "
            "file: torchvision:NAME | pkg.module:factory_or_class | path/file.py:attr (repeatable)",
            metavar="SPEC", ini_type="linelist", action="append"),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import hosts, items, options, terminal, workers, zero_code
+from . import hosts, items, live, options, terminal, workers, zero_code
 from .session import RethinkSession
 from .state import STATE_KEY, RethinkState, get_state
 
@@ -77,6 +77,9 @@ def pytest_configure(config: pytest.Config) -> None:
     zero_code.configure(config, state)  # --rethink-model: a bad spec is a usage error here
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(RethinkSession(state, config), "rethink-session")
+    config.pluginmanager.register(live.LiveProgress(config, opts.get("progress"),
+                                                    opts.get("progress_interval"), workerinput),
+                                  live.PLUGIN_NAME)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -137,7 +140,7 @@ def _rethink_result(request: pytest.FixtureRequest, rethink_check: str, rethink_
     if state is None:
         pytest.skip("rethink checks run only with --rethink")
     info = request.node.stash[items.ITEM_KEY]
-    progress = terminal.progress_printer(request.config, state, info.model, rethink_check)
+    progress = live.item_progress(request.config, request.node.nodeid, info.model, rethink_check)
     return items.run_item(request, state, rethink_check, rethink_model, rethink_data,
                           rethink_config, progress)
 

@@ -2,7 +2,7 @@
 
 Entries arrive as ``report.rethink`` on test reports (from this process or from xdist
 workers, crashed workers' items included) and are gathered in ``RethinkState.entries``.
-The JSON is rewritten atomically at session start and after every entry
+The JSON (and the ``--rethink-html`` page) is rewritten atomically at session start and after every entry
 (:func:`write_progress`, marked unfinished), so a killed run still leaves a valid file
 holding what finished; :func:`finish` writes the final document, plots and baselines at
 ``pytest_sessionfinish``, also after Ctrl-C and SIGTERM.
@@ -78,19 +78,49 @@ def json_path(state: RethinkState, config: pytest.Config) -> Path | None:
     return Path(config.invocation_params.dir) / name if name else None
 
 
-def write_progress(state: RethinkState, config: pytest.Config) -> None:
-    """Rewrite the JSON with the entries so far, marked unfinished (atomic: temp + rename)."""
-    path = json_path(state, config)
-    if path is None:
-        return
-    from rethink_checks.report import write_json
+def html_path(state: RethinkState, config: pytest.Config) -> Path | None:
+    """Where ``--rethink-html`` writes (relative to the invocation directory), or None."""
+    name = state.options.get("html")
+    return Path(config.invocation_params.dir) / name if name else None
 
-    try:
-        write_json(document(state, None, running=True), path)
-    except (OSError, ValueError, TypeError) as exc:
-        if not state.json_failed:
-            state.json_failed = True
-            state.finish_lines.append(f"rethink: JSON not written during the run: {exc}")
+
+def suspect_images(state: RethinkState, config: pytest.Config) -> dict[str, Path]:
+    """model -> the suspects grid PNG that ``--rethink-suspects`` with ``--rethink-plots``
+    writes (plugins/items.py ``add_suspects``), for the models that have suspects."""
+    plots = state.options.get("plots")
+    if not plots:
+        return {}
+    folder = Path(config.invocation_params.dir) / plots
+    return {e["model"]: folder / f"{_slug(e['model'])}_suspects.png"
+            for e in state.entries.values() if (e.get("tables") or {}).get("suspects")}
+
+
+def _writers(state: RethinkState, config: pytest.Config) -> list[tuple[str, Path, Any]]:
+    """(what, path, writer) of the JSON and HTML outputs asked for."""
+    import functools
+
+    from rethink_checks.report import write_html, write_json
+
+    pairs = (("JSON", json_path(state, config), write_json),
+             ("HTML", html_path(state, config),
+              functools.partial(write_html, images=suspect_images(state, config))))
+    return [(what, path, writer) for what, path, writer in pairs if path is not None]
+
+
+def write_progress(state: RethinkState, config: pytest.Config) -> None:
+    """Rewrite the JSON and HTML with the entries so far, marked unfinished (atomic: temp +
+    rename), so an interrupted run still leaves a valid file and a readable page."""
+    writers = _writers(state, config)
+    if not writers:
+        return
+    doc = document(state, None, running=True)
+    for what, path, writer in writers:
+        try:
+            writer(doc, path)
+        except (OSError, ValueError, TypeError) as exc:
+            if what not in state.writes_failed:
+                state.writes_failed.add(what)
+                state.finish_lines.append(f"rethink: {what} not written during the run: {exc}")
 
 
 def _slug(text: str) -> str:
@@ -143,18 +173,17 @@ def finish(state: RethinkState, config: pytest.Config, interrupted: dict[str, An
     an internal error cut the session short).
     """
     opts = state.options
-    wants = any(opts.get(n) for n in ("json", "plots", "save")) or opts.compare or opts.compare_fail
+    wants = any(opts.get(n) for n in ("json", "html", "plots", "save")) or opts.compare \
+        or opts.compare_fail
     if not wants:
         return
     doc = document(state, interrupted)
     root = Path(config.rootpath)
-    if opts.get("json"):
-        from rethink_checks.report import write_json
-
+    for what, target, writer in _writers(state, config):
         try:
-            path = write_json(doc, json_path(state, config))
+            path = writer(doc, target)
         except (OSError, ValueError, TypeError) as exc:
-            state.finish_lines.append(f"rethink: JSON not written: {exc}")
+            state.finish_lines.append(f"rethink: {what} not written: {exc}")
         else:
             state.finish_lines.append(f"rethink: wrote {len(doc['items'])} item(s) to {path}")
     if opts.get("plots") and state.entries:

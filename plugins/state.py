@@ -38,7 +38,7 @@ class RethinkState:
     machine: dict[str, Any] | None = None  # this process's machine_info(), computed once
     machines: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> machine_info
     node_errors: dict[str, str] = field(default_factory=dict)  # xdist gateway id -> why it died
-    json_failed: bool = False  # an incremental JSON write failed (said once)
+    writes_failed: set[str] = field(default_factory=set)  # "JSON"/"HTML" writes that failed (said once)
 
     @property
     def cli_checks(self) -> tuple[str, ...] | None:

@@ -1,14 +1,9 @@
-"""What the plugin prints: the header line, live progress of running checks, the summary."""
+"""What the plugin prints: the header line and the summary (live progress: :mod:`.live`)."""
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
-
-import pytest
+from typing import Any
 
 from .state import RethinkState
-
-PROGRESS_EVERY = 5.0  # seconds between progress lines unless --rethink-progress-interval says
 
 
 def describe_device(requested: str) -> str:
@@ -45,38 +40,6 @@ def header_lines(state: RethinkState) -> list[str]:
     return lines
 
 
-def progress_printer(config: pytest.Config, state: RethinkState, model: str,
-                     check: str) -> Callable[[dict], None] | None:
-    """A FitConfig.progress callback writing throttled lines, or None (quiet, xdist worker)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or state.is_worker or config.getoption("verbose") < 0:
-        return None
-    interval = state.options.get("progress_interval", PROGRESS_EVERY)
-    last = [time.monotonic()]
-
-    def progress(row: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if now - last[0] < interval:
-            return
-        last[0] = now
-        acc = row.get("train_accuracy")
-        acc_text = f"{acc:.4f}" if isinstance(acc, float) else str(acc)
-        run = row.get("run") or check
-        if run == "partial_labels" and row.get("p") is not None:
-            run = f"partial_labels p={row['p']:g}"
-        label = f"{model} {check}" + (f" [{run}]" if run != check else "")
-        line = (f"    {label}: epoch {row.get('epoch')}  train acc {acc_text}  "
-                f"{row.get('elapsed', 0.0):.1f} s")
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if capture is None:
-            reporter.write_line(line)
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(line)
-
-    return progress
-
-
 def write_summary(reporter: Any, state: RethinkState) -> None:
     """The summary table (one row per model and check, with legend) and the session's notes."""
     from rethink_checks.report import format_table
@@ -90,8 +53,13 @@ def write_summary(reporter: Any, state: RethinkState) -> None:
 
 
 def write_suspects(reporter: Any, state: RethinkState) -> None:
-    """``--rethink-suspects``: each model's likeliest mislabels, from its suspects item."""
-    for entry in state.ordered_entries():
+    """``--rethink-suspects``: each model's likeliest mislabels, from its suspects item
+    (a session where none ran says how to select it, rather than printing nothing)."""
+    entries = state.ordered_entries()
+    if state.options.get("suspects") and not any(e.get("check") == "suspects" for e in entries):
+        reporter.write_line("rethink suspects: none: no rethink[suspects] item ran (it was "
+                            "deselected; select it too, e.g. -k \"suspects or memorization\")")
+    for entry in entries:
         rows = (entry.get("tables") or {}).get("suspects")
         if not rows:
             continue

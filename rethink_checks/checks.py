@@ -53,6 +53,7 @@ def _regularizers_in(run: FitResult, model_factory: Callable, config: Any) -> st
              if kind not in gone and any(isinstance(m, types) for m in modules)]
     found += ["weight_decay"] if config.weight_decay and "weight_decay" not in config.remove else []
     found += ["augment"] if config.augment and "augment" not in config.remove else []
+    found += ["label_smoothing"] if config.label_smoothing and "label_smoothing" not in config.remove else []
     return ",".join(found) or "none"
 
 
@@ -239,7 +240,8 @@ def check_slowdown(model_factory: Callable, data: "Dataset", settings: CheckSett
 def _regularized_config(settings: CheckSettings, regs: tuple[str, ...]) -> Any:
     return dataclasses.replace(
         settings.fit, remove=tuple(r for r in ("dropout", "batchnorm") if r not in regs),
-        weight_decay=settings.ablation_weight_decay if "weight_decay" in regs else 0.0,
+        # the recipe's own weight decay when it has one (AdamW's, say), else the ablation's
+        weight_decay=(settings.fit.weight_decay or settings.ablation_weight_decay) if "weight_decay" in regs else 0.0,
         augment="augment" in regs)
 
 

@@ -53,11 +53,12 @@ class _Graphs:
             torch.cuda.set_stream(stream)
         return graph
 
-    def run_epoch(self, first: int, steps: int, schedule) -> None:
-        """Replay the epoch's first ``steps`` steps; the loop refills ``loop.lr`` between replays."""
+    def run_epoch(self, first: int, steps: int) -> None:
+        """Replay the epoch's first ``steps`` steps; the loop's recipe refills the (tensor)
+        learning rate between replays."""
         tail = self.tail.replay if self.tail is not None else None
         full = self.full.replay if self.full is not None else None
-        self.loop.run_epoch(first, steps, schedule, full=full, tail=tail)
+        self.loop.run_epoch(first, steps, full=full, tail=tail)
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -79,6 +80,8 @@ def _fast_path(loop: _Loop, device: torch.device, fast: bool, use_compile: bool)
         return None, "eager loop: CUDA graphs need a GPU (device is cpu)" + note
     if not fast:
         return None, "eager loop: FitConfig.fast=False" + note
+    if loop.recipe.eager_reason is not None:
+        return None, f"eager loop: {loop.recipe.eager_reason}" + note
     state = loop.snapshot()
     try:
         graphs = _Graphs(loop)

@@ -155,7 +155,8 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2, whiten: bool = False)
     test, train = perm[:n_test], perm[n_test:]
     if whiten:
         x = whiten_images(x)
-    return Dataset(x[train], y[train], x[test], y[test], num_classes=10, name="digits")
+    return Dataset(x[train], y[train], x[test], y[test], num_classes=10, name="digits",
+                   fit_defaults={})  # built in: the paper's budget unless the spec adds DIGITS_FIT_DEFAULTS
 
 
 # --------------------------------------------------------------------------- CIFAR-10 (torchvision layout)
@@ -326,7 +327,7 @@ def load(spec: str | DataSpec) -> Dataset:
     else:
         data = load_image_folder(root)
     data = _preprocess(data, options)
-    return data.replace(fit_defaults={**dict(IMAGE_FIT_DEFAULTS), **dict(data.fit_defaults or {})},
+    return data.replace(fit_defaults=dict(IMAGE_FIT_DEFAULTS),  # built in: not user data's budget
                         check_defaults={**dict(IMAGE_CHECK_DEFAULTS), **dict(data.check_defaults or {})})
 
 

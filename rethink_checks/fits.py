@@ -155,6 +155,7 @@ def run_metrics(run: FitResult, threshold: float) -> dict[str, Any]:
         "best_test_epoch": run.best_test_epoch,
         "num_parameters": run.num_parameters,
         "device": run.device,
+        "recipe": run.settings.get("recipe"),  # the fit's optimizer, schedule, loss, precision
     }
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import validation as v
+from .recipe_table import validate_recipe
 from .errors import RethinkError, SettingsError
 
 __all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOVABLE",
@@ -37,12 +38,13 @@ __all__ = ["FitConfig", "CheckSettings", "SettingsError", "REGULARIZERS", "REMOV
            "parse_expect"]
 
 REGULARIZERS = ("weight_decay", "augment", "dropout", "batchnorm")  # CheckSettings.ablated_regularizers
-REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment")     # FitConfig.remove ("all": every one)
+REMOVABLE = ("dropout", "batchnorm", "weight_decay", "augment",     # FitConfig.remove ("all": every one)
+             "label_smoothing")
 #: the randomizations (each also a check); CheckSettings.slowdown_randomizations draws from them
 RANDOMIZATIONS = ("random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 LABEL_MODES = ("paper", "wrong_class")
 CAPACITY_BUDGETS = ("steps", "epochs")  # rethink_checks.capacity.capacity_search(budget=...)
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: every check name (``checks.CHECKS`` keys; kept here so settings stay torch-free, a test pins it)
 CHECK_NAMES = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
                "partial_labels", "slowdown", "regularizers", "capacity", "expressivity",
@@ -70,12 +72,14 @@ class FitConfig:
     paper's schedule per step; ``step.lr_at``). ``augment``: random crop (zero padding of 4 px per 32 px of
     height) and horizontal flip, drawn per image per epoch. ``remove``: regularizers to strip
     for this fit, drawn from ``REMOVABLE`` ("dropout" and "batchnorm" take the modules out,
-    "weight_decay" forces it to 0, "augment" turns it off; "all" is every one); empty keeps the
+    "weight_decay" (of any optimizer) and "label_smoothing" force them to 0, "augment" turns it
+    off; "all" is every one); empty keeps the
     model as built (``FitResult.removed`` lists what went). ``target_accuracy`` is measured on
     the full (randomized) training set in eval mode (see "Evaluation" below). ``max_seconds`` bounds the epoch loop's wall clock, checked after each epoch (at
     least one runs). ``precision`` "auto" is bf16 autocast (float32 master weights) on GPU,
     float32 on CPU. ``fast`` allows the CUDA-graph step. ``progress`` gets each epoch's curve
-    row. ``max_steps``: a step budget beside ``max_epochs`` (None: none); the fit stops after
+    row plus the fit's budgets (``max_epochs``, ``max_steps``, ``max_seconds``, ``target``) for a
+    live line that says what is left. ``max_steps``: a step budget beside ``max_epochs`` (None: none); the fit stops after
     exactly that many optimizer steps, mid-epoch if need be, and measures that last (partial)
     epoch. Evaluation: the full training set (eval mode) is measured at an epoch when the
     running train-mode accuracy of that epoch, or the last measured eval-mode accuracy, is
@@ -116,6 +120,14 @@ class FitConfig:
     eval_batch_size: int | None = None
     progress: Callable[[dict], None] | None = field(default=None, compare=False)
     compile: bool = False
+    # the training recipe (rethink_checks.recipe_table names the choices; docs/checks.md "Your recipe")
+    optimizer: Any = "sgd"
+    schedule: Any = "paper"
+    warmup: float = 0.0
+    loss: Any = "cross_entropy"
+    label_smoothing: float = 0.0
+    clip_grad_norm: float | None = None
+    train_step: Callable[..., Any] | None = field(default=None)
 
     def __post_init__(self) -> None:
         _validate_fit(self)
@@ -125,6 +137,8 @@ class FitConfig:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "progress"}
         out["remove"] = list(self.remove)
         out["corruption"] = _corruption_dict(self.corruption)
+        for name in ("optimizer", "schedule", "loss", "train_step"):
+            out[name] = v.jsonable(out[name])
         return out
 
 
@@ -150,6 +164,7 @@ def _validate_fit(c: FitConfig) -> None:
         setattr(c, name, v.as_bool(own, name, getattr(c, name)))
     c.remove = _removals(c.remove)
     v.choice(own, "precision", c.precision, PRECISIONS)
+    validate_recipe(c)
     if not isinstance(c.device, str) or not _DEVICE.match(c.device):
         raise v.invalid(own, "device", c.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
     if not isinstance(c.seed, int) or isinstance(c.seed, bool):

@@ -12,10 +12,10 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ModelError
+from .recipe import Recipe, sgd_momentum_update
 
 if TYPE_CHECKING:  # pragma: no cover
     from .settings import FitConfig
@@ -24,26 +24,15 @@ __all__ = ["sgd_momentum_update", "lr_at"]
 
 
 def lr_at(step: int, lr: float, decay: float, every: int) -> float:
-    """The learning rate of optimizer step ``step`` (0-based): ``lr`` times ``decay`` once per
-    ``every`` steps done (staircase), multiplied out one factor at a time exactly as the old
-    per-epoch loop did (``lr *= decay``), so 391 steps an epoch reproduce it to the last bit.
-    The fit's own :class:`_Schedule` computes it, so this is the schedule the fit uses.
+    """The paper schedule's learning rate at optimizer step ``step`` (0-based): ``lr`` times
+    ``decay`` once per ``every`` steps done (staircase), multiplied out one factor at a time
+    exactly as the old per-epoch loop did (``lr *= decay``), so 391 steps an epoch reproduce it
+    to the last bit. The fit's :class:`~rethink_checks.recipe.Recipe` computes it the same way.
     """
-    return _Schedule(lr, decay, every).at(step)
-
-
-class _Schedule:
-    """:func:`lr_at` for one fit, each staircase level computed once (a fit asks for every step)."""
-
-    def __init__(self, lr: float, decay: float, every: int):
-        self.decay, self.every = decay, every
-        self.levels = [lr]
-
-    def at(self, step: int) -> float:
-        level = step // self.every
-        while len(self.levels) <= level:
-            self.levels.append(self.levels[-1] * self.decay)
-        return self.levels[level]
+    level, value = step // every, lr
+    for _ in range(level):
+        value *= decay
+    return value
 
 
 class _Placed:
@@ -86,9 +75,10 @@ def _accepts_channels_last(model: nn.Module, x: torch.Tensor) -> bool:
 
 
 def _autocast(device: torch.device, precision: str):
-    """bf16 autocast over float32 master weights, or nothing for fp32."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
+    """bf16 or fp16 autocast over float32 master weights, or nothing for fp32."""
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=False)
     return nullcontext()
 
 
@@ -124,32 +114,22 @@ def _probe(model: nn.Module, train: _Placed, batch: int, num_classes: int, autoc
         raise ModelError(f"the model returned {out.dtype} values; expected floating-point logits")
 
 
-def sgd_momentum_update(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor],
-                        lr: torch.Tensor, momentum: float, weight_decay: float) -> None:
-    """torch.optim.SGD's update (dampening 0, no Nesterov) with ``lr`` a device tensor, capturable.
-
-    ``bufs`` start at zero, which gives SGD's first step exactly (0 * m + g == g). ``grads`` are
-    overwritten (weight decay is added in place), as every step recomputes them.
-    """
-    if weight_decay:
-        torch._foreach_add_(grads, params, alpha=weight_decay)
-    torch._foreach_mul_(bufs, momentum)
-    torch._foreach_add_(bufs, grads)
-    torch._foreach_add_(params, torch._foreach_mul(bufs, -lr))
-
-
 class _Loop:
     """Static buffers and the training step shared by the eager and the CUDA-graph paths."""
 
-    def __init__(self, model: nn.Module, train: _Placed, config: FitConfig, lr: float, autocast):
+    def __init__(self, model: nn.Module, train: _Placed, config: FitConfig, lr: float, autocast,
+                 graph: bool = False):
         device = train.y.device
         self.model, self.train, self.autocast = model, train, autocast
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.batch = config.batch_size
-        self.momentum, self.weight_decay = config.momentum, config.weight_decay
         self.n = len(train)
         self.full_steps, self.tail = divmod(self.n, self.batch)
         self.steps_per_epoch = self.full_steps + (1 if self.tail else 0)
+        # graph: the optimizer is built capturable (lr a device tensor) for the CUDA-graph path
+        self.recipe = Recipe(self.params, config, lr, device, self.steps_per_epoch, graph)
+        self.counts_accuracy = config.train_step is None  # a train_step may return no logits
+        self.steps_done = 0  # optimizer steps before the current one (a train_step's errors say which)
         self.source = train.x  # replaced by an augmented copy each epoch when augment is on
         self.perm = torch.arange(self.n, device=device)
         self.base = torch.zeros((), dtype=torch.int64, device=device)
@@ -157,27 +137,31 @@ class _Loop:
         self.tail_positions = torch.arange(self.full_steps * self.batch, self.n, device=device)
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         self.correct_sum = torch.zeros((), dtype=torch.int64, device=device)  # train-mode, this epoch
-        self.lr = torch.tensor(lr, dtype=torch.float32, device=device)
-        self.bufs = [torch.zeros_like(p) for p in self.params]
         self.compiled: Callable | None = None  # torch.compile'd model for full batches, if asked
 
     def step(self, full: bool) -> None:
-        """One SGD step on the next batch of the epoch's permutation; no host synchronization."""
+        """One optimizer step on the next batch of the epoch's permutation (the recipe's loss,
+        clipping and update, or the user's ``train_step``); no host synchronization unless the
+        recipe's callables need one."""
         positions = self.base + self.offsets if full else self.tail_positions
         index = self.perm.index_select(0, positions)
         x = self.train.view(self.source.index_select(0, index))
         y = self.train.y.index_select(0, index)
         for p in self.params:
             p.grad = None
-        with self.autocast():
-            out = _call_model(self.compiled if full and self.compiled is not None else self.model, x)
-        loss = F.cross_entropy(out.float(), y)
-        loss.backward()
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.recipe.config.train_step is not None:
+            with self.autocast():
+                loss, out = self.recipe.user_step(self.model, x, y, self.steps_done)
+        else:
+            with self.autocast():
+                out = _call_model(self.compiled if full and self.compiled is not None else self.model, x)
+            loss = self.recipe.loss(out, y)
+            self.recipe.update(loss)
         with torch.no_grad():
-            sgd_momentum_update(self.params, grads, self.bufs, self.lr, self.momentum, self.weight_decay)
-            self.loss_sum += loss.detach()
-            self.correct_sum += (out.detach().argmax(dim=1) == y).sum()
+            self.loss_sum += loss.detach().to(self.loss_sum.device)
+            if isinstance(out, torch.Tensor) and out.dim() == 2 and len(out) == len(y):
+                self.counts_accuracy = True
+                self.correct_sum += (out.detach().argmax(dim=1) == y).sum()
             if full:
                 self.base += self.batch
 
@@ -190,20 +174,18 @@ class _Loop:
         self.loss_sum.zero_()
         self.correct_sum.zero_()
 
-    def run_epoch(self, first: int, steps: int, schedule: _Schedule,
+    def run_epoch(self, first: int, steps: int,
                   full: Callable[[], None] | None = None, tail: Callable[[], None] | None = None) -> None:
         """The epoch's first ``steps`` steps (full batches, then the partial one), ``first`` steps done
-        before it; ``loop.lr`` is refilled between steps where the schedule changes it (an async
-        device fill, so CUDA-graph replays read it too). ``full``/``tail`` default to eager steps.
+        before it; the recipe reloads the learning rate between steps where its schedule changes
+        it (a device tensor's async fill, so CUDA-graph replays read it too). ``full``/``tail``
+        default to eager steps.
         """
         full = full or (lambda: self.step(True))
         tail = tail or (lambda: self.step(False))
-        current = None
         for i in range(steps):
-            lr = schedule.at(first + i)
-            if lr != current:
-                self.lr.fill_(lr)
-                current = lr
+            self.steps_done = first + i
+            self.recipe.set_step(first + i)
             (full if i < self.full_steps else tail)()
 
     def seen(self, steps: int) -> int:
@@ -222,8 +204,7 @@ class _Loop:
                     p.grad = None
             for key, value in self.model.state_dict().items():
                 value.copy_(state[key])
-            for buf in self.bufs:
-                buf.zero_()
+            self.recipe.reset_state()
             self.base.zero_()
             self.loss_sum.zero_()
             self.correct_sum.zero_()

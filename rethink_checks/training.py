@@ -38,7 +38,8 @@ from .example_record import ExampleRecord
 from .results import FitResult
 from .settings import FitConfig
 from .evaluation import _accuracy, _auto_eval_batch, _correct, _evaluate_now, _test_due, _test_sample
-from .step import (_accepts_channels_last, _autocast, _is_conv2d, _Loop, _Placed, _probe, _Schedule,
+from .recipe import default_lr, describe, without_recipe_regularizers
+from .step import (_accepts_channels_last, _autocast, _is_conv2d, _Loop, _Placed, _probe,
                    lr_at, sgd_momentum_update)
 
 __all__ = ["FitConfig", "fit", "augment_images", "sgd_momentum_update", "lr_at", "WARMUP_STEPS"]
@@ -50,8 +51,8 @@ class _Plan:
 
     config: FitConfig      # after the removals (weight decay / augment forced off where removed)
     device: torch.device
-    precision: str         # "fp32" | "bf16" ("auto" resolved)
-    lr: float              # the starting learning rate (config.lr, model.rethink_lr or 0.01)
+    precision: str         # "fp32" | "bf16" | "fp16" ("auto" resolved: bf16 where the GPU has it)
+    lr: float              # the base learning rate (recipe.default_lr)
     started: float         # perf_counter() when fit was called
     conv: bool             # channels_last storage and model (2-D convolutions that accept it)
     dataset_name: str
@@ -74,7 +75,7 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
         torch.manual_seed(config.seed)
         model = _make_model(model_or_factory)
         model, removed, config = _apply_regularizers(model, config)
-        lr = config.lr if config.lr is not None else float(getattr(model, "rethink_lr", None) or 0.01)
+        lr = default_lr(config, model)
         if config.corruption is not None:
             if device.type == "cuda" and callable(getattr(data, "to", None)):
                 try:  # corruptions draw on the CPU: the same result, made faster on the GPU
@@ -85,17 +86,23 @@ def fit(model_or_factory: nn.Module | Callable[[], nn.Module], data: Any,
             data = config.corruption.apply(data)
             _check_dataset(data)
         plan = _Plan(config=config, device=device,
-                     precision=config.precision if config.precision != "auto"
-                     else ("bf16" if device.type == "cuda" else "fp32"),
+                     precision=_precision(config.precision, device),
                      lr=lr, started=started,
                      conv=data.train_x.dim() == 4 and _is_conv2d(model),
                      dataset_name=getattr(data, "name", ""))
         result = _train(model, data, plan)
-    result.removed = removed
+    result.removed = removed + result.removed  # + a callable optimizer's weight decay
     return result
 
 
 # ----------------------------------------------------------------------------- overrides and device
+
+def _precision(precision: str, device: torch.device) -> str:
+    """``FitConfig.precision`` resolved: "auto" is bf16 on a GPU that supports it, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
 
 def _with_overrides(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
     """``config`` with keyword overrides applied; an unknown keyword names the allowed ones."""
@@ -132,7 +139,8 @@ def _make_model(model_or_factory: Any) -> nn.Module:
 
 
 def _apply_regularizers(model: nn.Module, config: FitConfig) -> tuple[nn.Module, list[str], FitConfig]:
-    """Strip what ``config.remove`` names: dropout / batch norm modules, weight decay, augmentation."""
+    """Strip what ``config.remove`` names: dropout / batch norm modules, the recipe's weight decay
+    and label smoothing (:func:`rethink_checks.recipe.without_recipe_regularizers`), augmentation."""
     from .regularizers import remove_batchnorm, remove_dropout
 
     removed: list[str] = []
@@ -142,11 +150,9 @@ def _apply_regularizers(model: nn.Module, config: FitConfig) -> tuple[nn.Module,
     if "batchnorm" in config.remove:
         model, paths = remove_batchnorm(model)
         removed += [f"batchnorm:{p}" for p in paths]
+    config, gone = without_recipe_regularizers(config, config.remove)  # weight decay, label smoothing
+    removed += gone
     changes: dict[str, Any] = {}
-    if "weight_decay" in config.remove:
-        if config.weight_decay:
-            removed.append(f"weight_decay:{config.weight_decay}")
-        changes["weight_decay"] = 0.0
     if "augment" in config.remove:
         if config.augment:
             removed.append("augment")
@@ -197,7 +203,8 @@ def _train(model: nn.Module, data: Any, plan: _Plan) -> FitResult:
             if config.augment and data.train_x.dim() != 4:
                 raise DataError(f"augment=True needs image inputs (N, C, H, W); got input shape "
                                 f"{tuple(data.train_x.shape)}")
-            loop = _Loop(model, train, config, plan.lr, plan.autocast)
+            loop = _Loop(model, train, config, plan.lr, plan.autocast,
+                         graph=device.type == "cuda" and config.fast)
             if config.augment:
                 loop.source = train.x.clone()
             graphs, reason = _fast_path(loop, device, config.fast, config.compile)
@@ -219,7 +226,6 @@ class _Run:
         self.model, self.loop, self.graphs = model, loop, graphs
         self.train, self.test = train, test
         self.sample, self.sample_rows = _test_sample(test, plan.config, len(train))
-        self.schedule = _Schedule(plan.lr, plan.config.lr_decay, plan.config.lr_decay_steps)
         self.shuffle = torch.Generator().manual_seed(plan.config.seed)
         self.crops = torch.Generator().manual_seed(plan.config.seed + 1_000_003)
         self.curves: dict[str, list] = {k: [] for k in
@@ -239,7 +245,7 @@ class _Run:
         for epoch in range(1, cfg.max_epochs + 1):
             steps = loop.steps_per_epoch if cfg.max_steps is None \
                 else min(loop.steps_per_epoch, cfg.max_steps - self.steps_done)
-            lr = self.schedule.at(self.steps_done)
+            lr = loop.recipe.lr_at(self.steps_done)[0]
             ticked = time.perf_counter()
             perm = torch.randperm(loop.n, generator=self.shuffle)
             source = None
@@ -247,11 +253,11 @@ class _Run:
                 source = self._augmented_source()
             loop.start_epoch(perm.to(loop.perm.device), source)
             if self.graphs is not None:
-                self.graphs.run_epoch(self.steps_done, steps, self.schedule)
+                self.graphs.run_epoch(self.steps_done, steps)
             else:
-                loop.run_epoch(self.steps_done, steps, self.schedule)
+                loop.run_epoch(self.steps_done, steps)
             mean_loss = loop.loss_sum.item() / steps
-            running = loop.correct_sum.item() / loop.seen(steps)
+            running = loop.correct_sum.item() / loop.seen(steps) if loop.counts_accuracy else math.nan
             self.train_seconds += time.perf_counter() - ticked
             self.steps_done += steps
             out_of_steps = cfg.max_steps is not None and self.steps_done >= cfg.max_steps
@@ -338,12 +344,14 @@ class _Run:
     def _record(self, epoch, mean_loss, running, train_acc, test_acc, lr, elapsed) -> None:
         row = {"epoch": epoch, "step": self.steps_done,
                "train_loss": mean_loss if math.isfinite(mean_loss) else None,
-               "running_accuracy": running if math.isfinite(mean_loss) else None,
+               "running_accuracy": running if math.isfinite(mean_loss) and math.isfinite(running) else None,
                "train_accuracy": train_acc, "test_accuracy": test_acc, "lr": lr, "elapsed": elapsed}
         for key, value in row.items():
             self.curves[key].append(value)
-        if self.config.progress is not None:
-            self.config.progress(dict(row))
+        if self.config.progress is not None:  # the budgets too, so a live line can say what is left
+            cfg = self.config
+            self.config.progress({**row, "max_epochs": cfg.max_epochs, "max_steps": cfg.max_steps,
+                                  "max_seconds": cfg.max_seconds, "target": cfg.target_accuracy})
 
     def result(self, reason: str) -> FitResult:
         """The FitResult of the epochs run; ``reason`` says why the step ran eager or as graphs."""
@@ -353,7 +361,10 @@ class _Run:
         losses = self.curves["train_loss"]
         steps_per_epoch = self.loop.steps_per_epoch
         settings = self.config.to_dict()
-        settings.update(test_sample=len(self.sample) if self.sample is not None else 0, lr=self.plan.lr, device=str(device), precision=self.plan.precision,
+        recipe = self.loop.recipe
+        settings.update(test_sample=len(self.sample) if self.sample is not None else 0, lr=recipe.lr,
+                        recipe=describe(self.plan.config, recipe.lr, self.plan.precision),
+                        device=str(device), precision=self.plan.precision,
                         steps_per_epoch=steps_per_epoch, train_size=self.loop.n,
                         channels_last=self.plan.conv,
                         dataset=self.plan.dataset_name)
@@ -377,7 +388,7 @@ class _Run:
             device=str(device), device_name=device_name(device), torch_version=torch.__version__,
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
             fast_path=self.graphs is not None, fast_path_reason=reason,
-            examples=self.examples.to_dict(),
+            examples=self.examples.to_dict(), removed=list(self.loop.recipe.removed),
         )
         result.model = self.model.cpu() if device.type == "cuda" else self.model  # not serialized
         return result

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import SettingsError
 
 __all__ = ["invalid", "number", "fraction", "integer", "choice", "as_bool", "as_tuple",
-           "coerce", "jsonable", "rename_old_keys"]
+           "coerce", "jsonable", "callable_name", "rename_old_keys"]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -120,12 +120,22 @@ def coerce(annotation: str, value: Any) -> Any:
 
 
 def jsonable(value: Any) -> Any:
-    """A settings value as JSON: tuples become lists, other objects their repr."""
+    """A settings value as JSON: tuples become lists, callables their :func:`callable_name`
+    (the same in every process, so settings keys stay stable), other objects their repr."""
     if isinstance(value, (tuple, list)):
         return [jsonable(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if callable(value):
+        return callable_name(value)
     return repr(value)
+
+
+def callable_name(fn: Any) -> str:
+    """A user callable as ``module.qualname`` (a callable object: its class's)."""
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}.{name}"
 
 
 def rename_old_keys(owner: str, values: dict[str, Any],

@@ -120,3 +120,17 @@ def test_bench_mislabels_quick_writes_every_method(tmp_path: Path) -> None:
     assert all(0 <= r["precision_at_k"] <= 1 and 0 <= r["auroc"] <= 1 and r["seconds"] >= 0
                for r in rows)
     assert rows[-1]["stop_reason"] in ("stable", "max_epochs")
+def test_bench_recipes_quick_writes_both_recipes_side_by_side(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("transformers")
+    out = tmp_path / "recipes.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_recipes.py"), "--quick",
+                           "--models", "bert", "--max-epochs", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert {(r["recipe"], r["check"]) for r in report["rows"]} == {
+        (rec, c) for rec in ("paper", "adamw") for c in ("true_labels", "random_labels")}
+    assert set(report["side_by_side"][0]) == {"model", "paper_random_labels_epochs", "adamw_random_labels_epochs"}
+    assert report["machine"]["label"]

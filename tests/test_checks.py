@@ -15,6 +15,7 @@ from torch import nn
 
 from rethink_checks import checks, fits, training
 from rethink_checks.checks import CHECKS, CheckSettings, RunCache, SettingsError, run_check
+from rethink_checks.settings import REMOVABLE
 from rethink_checks.data import load_digits
 from rethink_checks.errors import ModelError, RethinkError
 from rethink_checks.models import mlp
@@ -288,7 +289,7 @@ def fake(monkeypatch):
         key = "true_labels" if spec is None else spec.name
         if spec is not None and spec.name == "partial_labels":
             key = f"partial_labels@{spec.p:g}"
-        if config.remove == ("dropout", "batchnorm", "weight_decay", "augment"):
+        if config.remove == REMOVABLE:
             key = "none:" + key
         calls.append((key, len(data.train_x), config))
         return table.get(key) or table["default"]
@@ -373,7 +374,8 @@ def test_regularizers_fail_when_model_no_longer_fits(fake, digits):
     with_cfg = configs["true_labels"]
     assert with_cfg.augment and with_cfg.weight_decay == 0.0
     assert with_cfg.remove == ("dropout", "batchnorm")
-    assert configs["none:true_labels"].remove == ("dropout", "batchnorm", "weight_decay", "augment")
+    assert configs["none:true_labels"].remove == ("dropout", "batchnorm", "weight_decay", "augment",
+                                                  "label_smoothing")
     assert configs["random_labels"].augment  # memorization is tried with the regularizers on
 
 

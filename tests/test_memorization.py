@@ -344,3 +344,21 @@ def test_plugin_suspects_must_be_positive(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--rethink", "--rethink-suspects=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--rethink-suspects: invalid value '0'; allowed: an integer >= 1*"])
+
+
+def test_plugin_suspects_with_the_readmes_selection_in_terminal_and_html(
+        pytester: pytest.Pytester) -> None:
+    """README: ``-k memorization --rethink-suspects=N`` runs the memorization check and the
+    suspects item (it carries the keyword) and puts the suspects in the HTML page; a selection
+    without the suspects item says how to get them instead of printing nothing."""
+    pytester.makepyfile(test_model=MODULE.format(settings=PLUGIN))
+    args = ("--rethink", "--rethink-checks=true_labels,memorization", "--rethink-suspects=3")
+    result = pytester.runpytest(*args, "-k", "memorization", "--rethink-html=page.html")
+    result.assert_outcomes(passed=2, deselected=1)
+    result.stdout.fnmatch_lines(["*rethink suspects: test_model: the 3 training examples*"])
+    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    assert "test_model: suspects (likely mislabels)" in page and "test_model: memorization" in page
+    assert 'src="data:image/png;base64,' in page
+    alone = pytester.runpytest(*args, "-k", "true_labels")
+    alone.assert_outcomes(passed=1, deselected=2)
+    alone.stdout.fnmatch_lines(["rethink suspects: none: no rethink[suspects] item ran*"])

@@ -569,3 +569,13 @@ def test_cifar10_subset_has_the_papers_shape(tmp_path):
         assert epochs[-1] > epochs[0], (name, epochs)
         rel = {r["randomization"]: r["relative"] for r in f1a}
         assert rel["true_labels"] == 1.0 and rel["random_labels"] > 1.0, (name, rel)
+
+
+def test_the_reproduction_also_writes_one_html_page(scaled):
+    """report.html: Table 1, Figure 1a's fits, Figure 1b/c and the differences, charts inline."""
+    out, doc = scaled
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for needle in ("Table 1 (accuracy in %)", 'id="figure1a"', 'id="figure1bc"',
+                   "Differences from the paper", 'id="environment"', "random_labels"):
+        assert needle in page, needle
+    assert page.count('src="data:image/svg+xml;base64,') >= 5 and "<script" not in page

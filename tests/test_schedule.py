@@ -12,6 +12,7 @@ from torch import nn
 from rethink_checks import step as step_module
 from rethink_checks.data import from_tensors
 from rethink_checks.errors import SettingsError
+from rethink_checks.recipe import Recipe
 from rethink_checks.settings import CheckSettings, FitConfig
 from rethink_checks.step import lr_at
 from rethink_checks.training import fit
@@ -37,7 +38,9 @@ def test_full_size_cifar10_at_batch_128_keeps_the_per_epoch_schedule_to_the_step
 def test_lr_at_is_a_staircase(step: int, every: int, decay: float) -> None:
     assert lr_at(step, 0.1, decay, every) == lr_at(step - step % every, 0.1, decay, every)
     assert lr_at(step, 0.1, decay, every) == pytest.approx(0.1 * decay ** (step // every))
-    assert step_module._Schedule(0.1, decay, every).at(step) == lr_at(step, 0.1, decay, every)
+    config = FitConfig(lr_decay=decay, lr_decay_steps=every, max_steps=step + 1)
+    recipe = Recipe([nn.Parameter(torch.zeros(1))], config, 0.1, torch.device("cpu"), 1, graph=False)
+    assert recipe.lr_at(step) == [lr_at(step, 0.1, decay, every)]  # the fit's own schedule
 
 
 def _tiny(n: int, seed: int = 0):
@@ -64,14 +67,14 @@ def test_the_lr_changes_between_steps_inside_an_epoch(monkeypatch) -> None:
     original = step_module._Loop.step
 
     def recording(self, full):
-        seen.append(self.lr.item())
+        seen.append(self.recipe.optimizer.param_groups[0]["lr"].item())
         original(self, full)
 
     monkeypatch.setattr(step_module._Loop, "step", recording)
     data = _tiny(50)  # batch 20: 2 full steps and a partial one per epoch
     fit(_linear, data, lr=0.1, lr_decay=0.5, lr_decay_steps=2, batch_size=20, max_epochs=2,
         device="cpu", eval_every=1)
-    as_float32 = [torch.tensor(lr_at(s, 0.1, 0.5, 2)).item() for s in range(6)]  # loop.lr is float32
+    as_float32 = [torch.tensor(lr_at(s, 0.1, 0.5, 2)).item() for s in range(6)]  # a float32 tensor
     assert seen == as_float32
     assert seen == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
 

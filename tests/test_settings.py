@@ -26,7 +26,7 @@ def test_importing_settings_does_not_import_torch():
 
 @pytest.mark.parametrize("make", [
     lambda: FitConfig(batch_size=0), lambda: FitConfig(lr=0.0), lambda: FitConfig(momentum=2),
-    lambda: FitConfig(precision="fp16"), lambda: FitConfig(device="tpu"), lambda: FitConfig(seed=1.5),
+    lambda: FitConfig(precision="fp8"), lambda: FitConfig(device="tpu"), lambda: FitConfig(seed=1.5),
     lambda: FitConfig(augment="maybe"), lambda: FitConfig(remove=["l1"]), lambda: FitConfig(max_seconds=0),
     lambda: CheckSettings(fit_threshold=0), lambda: CheckSettings(label_mode="x"),
     lambda: CheckSettings(partial_levels=[2.0]), lambda: CheckSettings(seed=-1),

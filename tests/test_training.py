@@ -108,6 +108,8 @@ def test_curves_have_one_entry_per_epoch(small):
     assert result.curves["elapsed"] == sorted(result.curves["elapsed"])
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert rows[-1]["train_accuracy"] == result.train_accuracy
+    assert {k: rows[0][k] for k in ("max_epochs", "max_steps", "max_seconds", "target")} == {
+        "max_epochs": 4, "max_steps": None, "max_seconds": None, "target": 1.0}  # for a live line
 
 
 def test_eval_every_leaves_gaps_and_measures_the_last_epoch(small):
@@ -379,7 +381,7 @@ def test_out_of_memory_in_evaluation_names_the_eval_batch_size(small, monkeypatc
     (dict(target_accuracy=1.5), r"FitConfig.target_accuracy=1.5"),
     (dict(remove="none"), r"FitConfig.remove=\['none'\] is invalid; allowed: a list drawn from dropout"),
     (dict(remove=("dropout", "l2")), r"FitConfig.remove=\('dropout', 'l2'\) is invalid; allowed: .* 'all'"),
-    (dict(precision="fp16"), r"FitConfig.precision='fp16'"),
+    (dict(precision="fp8"), r"FitConfig.precision='fp8'"),
     (dict(device="tpu"), r"FitConfig.device='tpu'"),
     (dict(max_seconds=0), r"FitConfig.max_seconds=0"),
     (dict(corruption="random_labels"), r"FitConfig.corruption='random_labels' is invalid"),
@@ -506,7 +508,9 @@ def test_warm_up_steps_are_undone(small, monkeypatch):
     assert not torch.equal(model[1].weight, before["1.weight"])
     loop.restore(before, drop_grads=True)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    assert all(not b.any() for b in loop.bufs) and loop.base.item() == 0 and loop.loss_sum.item() == 0
+    bufs = [s["momentum_buffer"] for s in loop.recipe.optimizer.state.values()]
+    assert len(bufs) == len(loop.params) and all(not b.any() for b in bufs)
+    assert loop.base.item() == 0 and loop.loss_sum.item() == 0
     assert all(p.grad is None for p in loop.params)
 
 

@@ -10,8 +10,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["LEGEND", "VERDICTS", "format_table", "format_key_metric"]
+__all__ = ["LEGEND", "VERDICTS", "HEADER", "format_table", "format_key_metric", "row_cells"]
 
+HEADER = ("model", "check", "verdict", "train", "test", "epochs", "key", "s")
 VERDICTS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
 LEGEND = "\n".join([
@@ -64,7 +65,8 @@ def _with_pm(summary: Mapping[str, Any], col: str, spec: str) -> str:
     return f"{format(value, spec)}+-{format(pm, spec)}"
 
 
-def _row_cells(row: Mapping[str, Any]) -> list[str]:
+def row_cells(row: Mapping[str, Any]) -> list[str]:
+    """The cells of one entry's row under :data:`HEADER` (the terminal table and the HTML page)."""
     summary = row.get("summary") or {}
     key = ", ".join(format_key_metric(k) for k in summary.get("key") or ())
     if row.get("outcome") == "error" and not key:  # no metrics: say what went wrong, briefly
@@ -88,8 +90,8 @@ def format_table(rows: Iterable[Mapping[str, Any]], legend: bool = True) -> str:
     Rows are item entries (dicts with ``model``, ``check``, ``outcome``, ``summary`` and
     optionally ``seconds`` and ``message``), e.g. the session document's items.
     """
-    header = ["model", "check", "verdict", "train", "test", "epochs", "key", "s"]
-    body = [_row_cells(r) for r in rows]
+    header = list(HEADER)
+    body = [row_cells(r) for r in rows]
     widths = [max(len(c) for c in col) for col in zip(header, *body)]
     right = {3, 4, 5, 7}
 

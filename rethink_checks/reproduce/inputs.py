@@ -99,7 +99,7 @@ def _unwhitened(spec: str) -> DataSpec:
 def prepare_data(options: ReproduceOptions) -> tuple[Any, str, str, bool]:
     """(dataset, spec, label, paper preprocessing?): load, subset, preprocess CIFAR-like images.
 
-    The data's own ``fit_defaults`` (the digits' batch 32 and constant learning rate) are not
+    The data's own ``fit_defaults`` (the digits' batch 32 and 300 epochs) are not
     used: every run trains with the paper's schedule and the command's options.
     """
     from .. import data as data_mod

@@ -1,6 +1,7 @@
 """The reproduction's report: our numbers beside the paper's, the hardware, settings and times.
 
-Writes ``OUT/report.md``, ``OUT/report.json`` and the Figure 1 PNGs from the finished runs; the
+Writes ``OUT/report.md``, ``OUT/report.json``, ``OUT/report.html`` (one self-contained page,
+:mod:`.page`) and the Figure 1 PNGs from the finished runs; the
 "Differences from the paper" section is derived from the numbers, not written by hand.
 """
 from __future__ import annotations
@@ -344,9 +345,22 @@ def _timing_section(records: dict[RunSpec, Record], parts: dict[str, float], tot
             f"this invocation took {wall:.1f} s.", ""]
 
 
+def _write_page(plan: Plan, records: dict[RunSpec, Record], options: ReproduceOptions,
+                sweep: list[dict], t1: list[dict], notes: list[str], common: dict[str, Any],
+                data_label: str) -> Path:
+    """OUT/report.html: the same report as one self-contained page (:mod:`.page`)."""
+    from ..report import session_document
+    from .page import entries, write_page
+
+    doc = session_document(entries(plan, records, sweep, options.target_accuracy), common,
+                           seed=options.seed, data=data_label, extra={"status": "finished"})
+    return write_page(options.out / "report.html", doc, t1, notes)
+
+
 def write_report(plan: Plan, records: dict[RunSpec, Record], options: ReproduceOptions,
                  common: dict[str, Any], data_label: str, dataset: Any, wall: float) -> Path:
-    """OUT/report.md (+ report.json, PNGs): ours beside the paper's, hardware, settings, times."""
+    """OUT/report.md (+ report.json, report.html, PNGs): ours beside the paper's, hardware,
+    settings, times."""
     hw = hardware()
     t1, f1a = table1_rows(plan, records), figure1a_rows(plan, records)
     sweep = sweep_rows(plan, records)
@@ -359,12 +373,14 @@ def write_report(plan: Plan, records: dict[RunSpec, Record], options: ReproduceO
     L += _table1_section(t1)
     L += _figure1_section(f1a, sweep, figures, why, options.out, options.figure_model)
     L += _timing_section(records, parts, total, wall)
-    L += ["## Differences from the paper", ""]
-    L += [f"- {n}" for n in differences(t1, f1a, sweep, records, not full, options.target_accuracy)]
+    notes = differences(t1, f1a, sweep, records, not full, options.target_accuracy)
+    departures = setup_departures(options, data_label)
+    L += ["## Differences from the paper", ""] + [f"- {n}" for n in notes]
     L += ["", "Setup choices that may explain differences:", ""]
-    L += [f"- {n}" for n in setup_departures(options, data_label)] + [""]
+    L += [f"- {n}" for n in departures] + [""]
     path = options.out / "report.md"
     path.write_text("\n".join(L))
+    _write_page(plan, records, options, sweep, t1, [*notes, *departures], common, data_label)
     summary = {"hardware": hw, "settings": common, "data": data_label, "table1": t1,
                "figure1a": f1a, "sweep": sweep, "total_seconds": total, "wall_seconds": wall,
                "part_seconds": parts,
