@@ -335,7 +335,6 @@ def check_suspects(model_factory: Callable, data: "Dataset", settings: CheckSett
                    cache: RunCache | None = None) -> CheckResult:
     """Likely mislabelled training examples (rethink_checks.suspects, imported when run)."""
     from .suspects import check_suspects as impl
-
     return impl(model_factory, data, settings, cache)
 
 
@@ -350,8 +349,7 @@ CHECKS: dict[str, Callable[..., CheckResult]] = {
     "memorization": check_memorization,
     "suspects": check_suspects,
 }
-#: checks that run only when asked for (``--rethink-checks``, or ``--rethink-suspects`` for suspects)
-ON_REQUEST = ("suspects",)
+ON_REQUEST = ("suspects",)  # checks run only when asked for (--rethink-checks / --rethink-suspects)
 
 
 def run_check(name: str, model_factory: Callable, data: "Dataset",
@@ -394,7 +392,7 @@ def _note_budget(result: CheckResult, budget: float) -> None:
     stopped = sorted({name for name, run in rows
                       if isinstance(run, Mapping) and run.get("stop_reason") == "time_budget"})
     if not stopped and result.metrics.get("stop_reason") == "time_budget":  # no fit records (suspects)
-        stopped.append(result.check)
+        stopped = [result.check]
     result.metrics["time_budget"] = budget
     result.metrics["time_budget_exhausted"] = bool(stopped)
     if stopped:
