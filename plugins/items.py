@@ -85,9 +85,22 @@ def collect(collector: pytest.Module, checks: tuple[str, ...]) -> list[pytest.It
         info = ItemInfo(check=check, model=_module_label(collector) + suffix,
                         model_key=collector.nodeid + suffix)
         item.stash[ITEM_KEY] = info
+        if check in KEYWORDS:  # e.g. -k memorization also selects rethink[suspects]
+            item.extra_keyword_matches.update(KEYWORDS[check])
         if grouped:  # with --dist loadgroup a model's items share one worker (and its cache)
             item.add_marker(pytest.mark.xdist_group(name="rethink:" + info.model_key))
     return items
+
+
+#: extra -k keywords of a check's items: the mislabel finder belongs to the memorization family
+KEYWORDS = {"suspects": ("memorization",)}
+
+
+def default_checks(known: list[str]) -> tuple[str, ...]:
+    """The checks a module runs when nothing selects any: all but those run only on request."""
+    from rethink_checks.checks import ON_REQUEST
+
+    return tuple(name for name in known if name not in ON_REQUEST)
 
 
 def module_checks(collector: pytest.Module, cli: tuple[str, ...] | None,
@@ -323,21 +336,20 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
 
 def add_suspects(request: pytest.FixtureRequest, state: Any, result: Any, dataset: Any,
                  settings: Any) -> None:
-    """``--rethink-suspects=N``: the true-label fit's likeliest mislabels in the result (and a PNG)."""
-    n = state.options.get("suspects")
-    if not n or result.check != "true_labels":
+    """``--rethink-suspects=N`` with ``--rethink-plots=DIR``: the suspects item's image grid."""
+    plots = state.options.get("plots")
+    if result.check != "suspects" or not plots or not result.tables.get("suspects"):
         return
     from pathlib import Path
 
-    from rethink_checks.memorization import attach_suspects
+    from rethink_checks.fits import prepared
+    from rethink_checks.plots import plot_suspects
 
     info = request.node.stash[ITEM_KEY]
-    plots = state.options.get("plots")
-    path = None
-    if plots:
-        name = re.sub(r"[^A-Za-z0-9_.]+", "-", info.model).strip("-") or "model"
-        path = Path(request.config.invocation_params.dir) / plots / f"{name}_suspects.png"
-    attach_suspects(result, dataset, settings, n, state.cache_for(info.model_key), plot_path=path)
+    name = re.sub(r"[^A-Za-z0-9_.]+", "-", info.model).strip("-") or "model"
+    path = Path(request.config.invocation_params.dir) / plots / f"{name}_suspects.png"
+    plot_suspects(prepared(dataset, settings).train_x, result.tables["suspects"], path,
+                  title=f"suspected mislabels ({getattr(dataset, 'name', '')})")
 
 
 def annotate_report(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import Dataset
 
 __all__ = [
-    "CHECKS", "CheckSettings", "RunCache", "SettingsError", "run_check",
+    "CHECKS", "ON_REQUEST", "CheckSettings", "RunCache", "SettingsError", "run_check",
     "RANDOMIZATION_CHECKS", "REGULARIZERS", "LABEL_MODES", "CAPACITY_BUDGETS",
 ]
 
@@ -336,6 +336,13 @@ def check_memorization(model_factory: Callable, data: "Dataset", settings: Check
     return impl(model_factory, data, settings, cache)
 
 
+def check_suspects(model_factory: Callable, data: "Dataset", settings: CheckSettings,
+                   cache: RunCache | None = None) -> CheckResult:
+    """Likely mislabelled training examples (rethink_checks.suspects, imported when run)."""
+    from .suspects import check_suspects as impl
+    return impl(model_factory, data, settings, cache)
+
+
 CHECKS: dict[str, Callable[..., CheckResult]] = {
     "true_labels": check_true_labels,
     **{name: _memorization(name) for name in RANDOMIZATION_CHECKS},
@@ -345,7 +352,9 @@ CHECKS: dict[str, Callable[..., CheckResult]] = {
     "capacity": check_capacity,
     "expressivity": check_expressivity,
     "memorization": check_memorization,
+    "suspects": check_suspects,
 }
+ON_REQUEST = ("suspects",)  # checks run only when asked for (--rethink-checks / --rethink-suspects)
 
 
 def run_check(name: str, model_factory: Callable, data: "Dataset",
@@ -387,6 +396,8 @@ def _note_budget(result: CheckResult, budget: float) -> None:
     rows += [(f"n={row.get('n')}", row) for row in result.tables.get("fits", [])]  # capacity
     stopped = sorted({name for name, run in rows
                       if isinstance(run, Mapping) and run.get("stop_reason") == "time_budget"})
+    if not stopped and result.metrics.get("stop_reason") == "time_budget":  # no fit records (suspects)
+        stopped = [result.check]
     result.metrics["time_budget"] = budget
     result.metrics["time_budget_exhausted"] = bool(stopped)
     if stopped:
