@@ -78,7 +78,24 @@ def collect(collector: pytest.Module, checks: tuple[str, ...]) -> list[pytest.It
         suffix = f"[{item_id.param}]" if item_id.param else ""
         item.stash[ITEM_KEY] = ItemInfo(check=check, model=_module_label(collector) + suffix,
                                         model_key=item_id.model_key)
+        item.extra_keyword_matches.update(_keywords(check))  # -k memorization selects suspects
     return items
+
+
+def _keywords(check: str) -> tuple[str, ...]:
+    """The extra -k keywords of a check's items (its family, from the registry)."""
+    from rethink_checks.checks.registry import REGISTRY
+
+    found = REGISTRY.get(check)
+    return found.keywords if found is not None else ()
+
+
+def default_checks(known: list[str]) -> tuple[str, ...]:
+    """The checks a module runs when nothing selects any: all but those run only on request."""
+    from rethink_checks.checks.registry import default_names
+
+    defaults = set(default_names())
+    return tuple(name for name in known if name in defaults)
 
 
 def module_checks(collector: pytest.Module, cli: tuple[str, ...] | None,

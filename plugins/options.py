@@ -260,9 +260,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("save", _text, "save this session's metrics as baseline NAME", metavar="NAME"),
     Option("threads", _int(1), "torch CPU threads per pytest process (default: torch's own; "
            "under xdist: CPU cores / workers)", metavar="N"),
-    Option("suspects", _int(1), "report the N training examples the true_labels fit learned last "
-           "or forgot most (likely mislabels; with --rethink-plots also an image grid)",
-           metavar="N"),
+    Option("suspects", _int(1), "add the rethink[suspects] item to every model: the N training "
+           "examples whose label looks wrong (k-fold fits + area under the margin; stops when the "
+           "list is stable; -k memorization selects it too; with --rethink-plots an image grid)",
+           key="suspects", metavar="N"),
     Option("progress", _choice("auto", "none", "lines", "bar"), "live progress of running checks: "
            "auto (default: a bar on a terminal, plain lines otherwise, none under -q) | none | "
            "lines | bar; under pytest-xdist the controller shows every worker's running item",

@@ -98,7 +98,9 @@ def pytest_pycollect_makeitem(collector: Any, name: str, obj: object) -> Any:
     if state is None:
         return None
     checks = collect.module_checks(collector, state.cli_checks, state.ini_checks,
-                                   tuple(state.known_checks))
+                                   collect.default_checks(state.known_checks))
+    if state.options.get("suspects") and "suspects" not in checks:
+        checks = (*checks, "suspects")  # --rethink-suspects=N adds its item to any selection
     made = collect.collect(collector, checks)
     state.generated += len(made)
     return made

@@ -153,21 +153,20 @@ def run_item(request: pytest.FixtureRequest, state: Any, check: str, model: Any,
 
 def add_suspects(request: pytest.FixtureRequest, state: Any, result: Any, dataset: Any,
                  settings: Any) -> None:
-    """``--rethink-suspects=N``: the true-label fit's likeliest mislabels in the result (and a PNG)."""
-    n = state.options.get("suspects")
-    if not n or result.check != "true_labels":
+    """``--rethink-suspects=N`` with ``--rethink-plots=DIR``: the suspects item's image grid."""
+    plots = state.options.get("plots")
+    if result.check != "suspects" or not plots or not result.tables.get("suspects"):
         return
     from pathlib import Path
 
-    from rethink_checks.memorization import attach_suspects
+    from rethink_checks.fits import prepared
+    from rethink_checks.plots import plot_suspects
 
     info = request.node.stash[ITEM_KEY]
-    plots = state.options.get("plots")
-    path = None
-    if plots:
-        name = re.sub(r"[^A-Za-z0-9_.]+", "-", info.model).strip("-") or "model"
-        path = Path(request.config.invocation_params.dir) / plots / f"{name}_suspects.png"
-    attach_suspects(result, dataset, settings, n, state.cache_for(info.model_key), plot_path=path)
+    name = re.sub(r"[^A-Za-z0-9_.]+", "-", info.model).strip("-") or "model"
+    path = Path(request.config.invocation_params.dir) / plots / f"{name}_suspects.png"
+    plot_suspects(prepared(dataset, settings).train_x, result.tables["suspects"], path,
+                  title=f"suspected mislabels ({getattr(dataset, 'name', '')})")
 
 
 def annotate_report(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:

@@ -53,19 +53,24 @@ def write_summary(reporter: Any, state: RethinkState) -> None:
 
 
 def write_suspects(reporter: Any, state: RethinkState) -> None:
-    """``--rethink-suspects``: each model's likeliest mislabels, from its true_labels item
-    (a session without one says how to select it, rather than printing nothing)."""
+    """``--rethink-suspects``: each model's likeliest mislabels, from its suspects item
+    (a session where none ran says how to select it, rather than printing nothing)."""
     entries = state.ordered_entries()
-    if state.options.get("suspects") and not any(e.get("check") == "true_labels" for e in entries):
-        reporter.write_line("rethink suspects: none: they come from the true_labels fit, and no "
-                            "true_labels item ran (select it too, e.g. -k \"true_labels or "
-                            "memorization\")")
+    if state.options.get("suspects") and not any(e.get("check") == "suspects" for e in entries):
+        reporter.write_line("rethink suspects: none: no rethink[suspects] item ran (it was "
+                            "deselected; select it too, e.g. -k \"suspects or memorization\")")
     for entry in entries:
         rows = (entry.get("tables") or {}).get("suspects")
         if not rows:
             continue
-        from rethink_checks.memorization import format_suspects
+        from rethink_checks.suspects import format_rows
 
+        metrics = entry.get("metrics") or {}
         reporter.write_line(f"rethink suspects: {entry.get('model')}: the {len(rows)} training "
-                            "examples fitted last or forgotten most on their given labels")
-        reporter.write_line(format_suspects(rows))
+                            f"examples whose label looks wrong (confidence "
+                            f"{metrics.get('confidence', '?')}: stopped {metrics.get('stop_reason', '?')} "
+                            f"after {metrics.get('epochs', '?')} epochs, top-{len(rows)} overlap "
+                            f"{metrics.get('stability', '?')}, held-out accuracy "
+                            f"{metrics.get('held_out_accuracy', '?')}, ~{metrics.get('estimated_issues', '?')} "
+                            "label issues estimated)")
+        reporter.write_line(format_rows(rows))

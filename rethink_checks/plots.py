@@ -187,9 +187,12 @@ def plot_suspects(images: Any, suspects: Iterable[Any], path: str | os.PathLike,
         else:
             ax.imshow(image[0].numpy(), cmap="gray", aspect="auto" if image.shape[1] == 1 else None)
         pred = "?" if row.get("prediction") is None else row["prediction"]
-        epoch = "never" if row.get("fit_epoch") is None else f"e{row['fit_epoch']}"
-        ax.set_title(f"#{row['index']} {row['label']}->{pred}\n{epoch} f{row.get('forgets', 0)}",
-                     fontsize=7)
+        if "score" in row:  # the suspects check's row: its combined score and AUM
+            detail = f"s{row['score']:.2f} aum{row.get('aum', 0):.1f}"
+        else:  # a true_labels fit's row: fit epoch and forgetting events
+            epoch = "never" if row.get("fit_epoch") is None else f"e{row['fit_epoch']}"
+            detail = f"{epoch} f{row.get('forgets', 0)}"
+        ax.set_title(f"#{row['index']} {row['label']}->{pred}\n{detail}", fontsize=7)
         ax.set_axis_off()
     if not rows:
         ax = fig.add_subplot(1, 1, 1)

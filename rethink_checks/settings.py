@@ -56,7 +56,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 # fields of CheckSettings that only judge results; they never change a fit, so not in key()
 _CRITERION_ONLY = ("partial_levels", "error_tolerance", "max_slowdown", "max_regularizer_gain",
                    "min_capacity", "capacity_precision", "capacity_budget", "seeds", "expect",
-                   "min_memorization_auc", "slowdown_randomizations")
+                   "min_memorization_auc", "slowdown_randomizations", "suspects")
 # FitConfig fields a user mapping may not set: the checks own them
 _FIT_RESERVED = ("corruption", "progress", "target_accuracy")
 _RENAMED_FIT_KEYS = ("regularizers", "remove_dropout", "remove_batchnorm")  # -> FitConfig.remove
@@ -259,6 +259,7 @@ class CheckSettings:
     seed: int = 0
     memorization_p: float = 0.2        # memorization: fraction of training labels redrawn (0 < p < 1)
     min_memorization_auc: float = 0.75  # memorization: AUC of fit epoch as a corrupted-label detector
+    suspects: int = 20                 # suspects: how many likely mislabels to list (rethink_checks.mislabels)
     seeds: int = 1                     # fits per check, with seeds derived from seed (rethink_checks.seeds)
     expect: Mapping[str, str] = field(default_factory=dict)  # check -> "met" | "not_met" (aliases: EXPECTATIONS)
 
@@ -299,6 +300,7 @@ class CheckSettings:
             v.number(own, "time_budget", self.time_budget, 0.0, low_open=True)
         self.seed = v.integer(own, "seed", self.seed, minimum=0)
         self.seeds = v.integer(own, "seeds", self.seeds, minimum=1)
+        self.suspects = v.integer(own, "suspects", self.suspects, minimum=1)
         v.number(own, "memorization_p", self.memorization_p, 0.0, 1.0, low_open=True)
         if self.memorization_p >= 1:
             raise v.invalid(own, "memorization_p", self.memorization_p, "a number with 0 < p < 1")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import torchvision.ops  # noqa: F401 - loaded once: pytester's in-process runs elsewhere unload modules
+import torchvision.ops  # noqa: F401 - loaded once (tests/conftest.py says why)
 from torch import nn
 
 from rethink_checks.adapters import OUTPUT_FORMS, logits_of, output_form

@@ -1,5 +1,5 @@
 """Smoke tests of the CPU benchmarks (`bench_cpu_step.py --quick`, `bench_cpu_eval.py` on one
-small model, the calibration panel's `--quick` run and `--merge`, `bench_seeds.py --quick`):
+small model, the calibration panel's `--quick` run and `--merge`, `bench_seeds.py --quick`, `bench_mislabels.py --quick`):
 the scripts run and write their JSON.
 
 Only cheap modes (a few seconds each); the figures themselves are measured by hand
@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,6 +128,21 @@ def test_bench_streaming_quick_writes_the_ratio(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert set(report["ratio"]) == {"materialized", "streamed_w0", "streamed_w1"}
     assert report["ratio"]["materialized"] == 1.0 and report["machine"]
+
+
+def test_bench_mislabels_quick_writes_every_method(tmp_path: Path) -> None:
+    pytest.importorskip("cleanlab")
+    out = tmp_path / "mislabels.json"
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(ROOT / "benchmarks" / "bench_mislabels.py"),
+                           "--quick", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "P@flip" in proc.stdout  # the table's header
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["method"] for r in rows] == ["cleanlab+logreg", "cleanlab+mlp256", "cleanlab+model",
+                                           "harness"]
+    assert all(0 <= r["precision_at_k"] <= 1 and 0 <= r["auroc"] <= 1 and r["seconds"] >= 0
+               for r in rows)
+    assert rows[-1]["stop_reason"] in ("stable", "max_epochs")
 
 
 def test_bench_recipes_quick_writes_both_recipes_side_by_side(tmp_path: Path) -> None:

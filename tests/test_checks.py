@@ -24,7 +24,7 @@ from rethink_checks.results import CheckResult, FitResult
 
 ALL_CHECKS = ["true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian",
               "partial_labels", "slowdown", "regularizers", "capacity", "expressivity",
-              "memorization"]
+              "memorization", "suspects"]
 MEMORIZATION = ["random_labels", "shuffled_pixels", "random_pixels", "gaussian"]
 # lr 0.1, batch 20, no decay: a 512-unit MLP memorizes 200 random digit labels in ~40 epochs
 TINY = {"lr": 0.1, "batch_size": 20, "lr_decay": 1.0, "max_epochs": 60, "device": "cpu",

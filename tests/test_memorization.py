@@ -339,22 +339,6 @@ def test_plugin_runs_memorization_with_metrics_in_json_and_junit(pytester: pytes
     assert "rethink.memorization.early_stopping_gain" in props
 
 
-def test_plugin_suspects_in_json_terminal_and_a_grid(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("matplotlib")
-    pytester.makepyfile(test_model=MODULE.format(settings=PLUGIN))
-    result = pytester.runpytest("--rethink", "--rethink-checks=true_labels", "--rethink-suspects=4",
-                                "--rethink-json=out.json", "--rethink-plots=figs")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*rethink suspects: test_model: the 4 training examples*",
-                                 "*index*label*predicted*fit epoch*forgets*"])
-    item = json.loads((pytester.path / "out.json").read_text())["items"][0]
-    rows = item["tables"]["suspects"]
-    assert len(rows) == 4 and item["metrics"]["suspects"] == 4
-    assert item["metrics"]["suspects.indices"] == ",".join(str(r["index"]) for r in rows)
-    assert all(isinstance(r["prediction"], int) for r in rows)
-    assert (pytester.path / "figs" / "test_model_suspects.png").exists()
-
-
 def test_plugin_suspects_must_be_positive(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=MODULE.format(settings=PLUGIN))
     result = pytester.runpytest("--rethink", "--rethink-suspects=0")
@@ -362,19 +346,19 @@ def test_plugin_suspects_must_be_positive(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*--rethink-suspects: invalid value '0'; allowed: an integer >= 1*"])
 
 
-def test_plugin_suspects_with_the_readmes_selection_and_without_true_labels(
+def test_plugin_suspects_with_the_readmes_selection_in_terminal_and_html(
         pytester: pytest.Pytester) -> None:
-    """README: ``-k "true_labels or memorization" --rethink-suspects=N`` prints the suspects
-    (they come from the true_labels fit) and puts them in the HTML page; ``-k memorization``
-    alone says how to get them instead of printing nothing."""
+    """README: ``-k memorization --rethink-suspects=N`` runs the memorization check and the
+    suspects item (it carries the keyword) and puts the suspects in the HTML page; a selection
+    without the suspects item says how to get them instead of printing nothing."""
     pytester.makepyfile(test_model=MODULE.format(settings=PLUGIN))
     args = ("--rethink", "--rethink-checks=true_labels,memorization", "--rethink-suspects=3")
-    result = pytester.runpytest(*args, "-k", "true_labels or memorization",
-                                "--rethink-html=page.html")
-    result.assert_outcomes(passed=2)
+    result = pytester.runpytest(*args, "-k", "memorization", "--rethink-html=page.html")
+    result.assert_outcomes(passed=2, deselected=1)
     result.stdout.fnmatch_lines(["*rethink suspects: test_model: the 3 training examples*"])
     page = (pytester.path / "page.html").read_text(encoding="utf-8")
     assert "test_model: suspects (likely mislabels)" in page and "test_model: memorization" in page
-    alone = pytester.runpytest(*args, "-k", "memorization")
-    alone.assert_outcomes(passed=1, deselected=1)
-    alone.stdout.fnmatch_lines(["rethink suspects: none: they come from the true_labels fit*"])
+    assert 'src="data:image/png;base64,' in page
+    alone = pytester.runpytest(*args, "-k", "true_labels")
+    alone.assert_outcomes(passed=1, deselected=2)
+    alone.stdout.fnmatch_lines(["rethink suspects: none: no rethink?suspects? item ran*"])

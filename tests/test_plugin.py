@@ -18,6 +18,7 @@ import rethink_checks.plots  # noqa: F401
 import rethink_checks.theory  # noqa: F401
 import rethink_checks.training  # noqa: F401
 from rethink_checks.checks import CHECKS
+from rethink_checks.checks.registry import default_names
 
 try:  # the plots test draws in-process too
     import matplotlib.pyplot  # noqa: F401
@@ -26,6 +27,8 @@ except ImportError:  # pragma: no cover - optional extra
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
+#: what a plain --rethink runs: every check but those run only on request (suspects)
+DEFAULT_CHECKS = list(default_names())
 FAST = dict(train_size=40, batch_size=20, lr=0.1, lr_decay=1.0, max_epochs=3, device="cpu")
 LENIENT = dict(FAST, batch_size=10, max_epochs=8, fit_threshold=0.4, memorize_threshold=0.4,
                max_slowdown=100.0,
@@ -83,7 +86,7 @@ def test_one_item_per_check_with_stable_ids(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=module(FAST))
     result = pytester.runpytest("--rethink", "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if "::rethink[" in line]
-    assert ids == [f"test_model.py::rethink[{name}]" for name in CHECKS]
+    assert ids == [f"test_model.py::rethink[{name}]" for name in DEFAULT_CHECKS]
 
 
 def test_parametrized_fixture_gives_check_then_param_ids(pytester: pytest.Pytester) -> None:
@@ -122,7 +125,7 @@ def test_every_check_passes_with_metrics_on_reports_junit_and_json(pytester: pyt
     pytester.makepyfile(test_model=module(LENIENT))
     reprec = pytester.inline_run("--rethink", "--rethink-json=out.json", "--junitxml=junit.xml")
     passed, skipped, failed = reprec.listoutcomes()
-    assert not failed and not skipped and len(passed) == len(CHECKS)
+    assert not failed and not skipped and len(passed) == len(DEFAULT_CHECKS)
     calls = [r for r in reprec.getreports("pytest_runtest_logreport") if r.when == "call"]
     for report in calls:
         check = report.rethink["check"]
@@ -147,7 +150,7 @@ def test_every_check_passes_with_metrics_on_reports_junit_and_json(pytester: pyt
     defaults = doc["layered_defaults"]
     assert defaults["fit"]["max_epochs"] == 300 and defaults["max_slowdown"] == 20.0
     items = entries(pytester.path / "out.json")
-    assert set(items) == {f"rethink[{c}]" for c in CHECKS}
+    assert set(items) == {f"rethink[{c}]" for c in DEFAULT_CHECKS}
     entry = items["rethink[random_labels]"]
     assert entry["model"] == "test_model" and entry["outcome"] == "passed"
     assert entry["settings"]["fit"]["max_epochs"] == 8  # the marker's settings, per item
@@ -156,7 +159,7 @@ def test_every_check_passes_with_metrics_on_reports_junit_and_json(pytester: pyt
 
 def test_every_check_fails_on_strict_thresholds(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_model=module(dict(STRICT, min_capacity=40)))
-    checks = [c for c in CHECKS if c != "expressivity"]  # an exact construction: no budget to miss
+    checks = [c for c in DEFAULT_CHECKS if c != "expressivity"]  # an exact construction: no budget to miss
     result = pytester.runpytest("--rethink", "--rethink-checks=" + ",".join(checks))
     result.assert_outcomes(failed=len(checks))
     result.stdout.fnmatch_lines(["*rethink summary*", "*test_model*true_labels*FAIL*",

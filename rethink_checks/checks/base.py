@@ -69,6 +69,8 @@ class Check:
     key_format: tuple[str, str] = ("", "{}")  # the key column's label and str.format template
     seed_columns: tuple[str, ...] = ()  # metrics shown per seed in tables["seeds"]
     mean_columns: tuple[str, ...] = ()  # metrics whose mean a passing multi-seed message shows
+    on_request: bool = False            # run only when selected by name (not in a plain --rethink run)
+    keywords: tuple[str, ...] = ()      # extra -k keywords its items match (a family it belongs to)
 
     def __call__(self, model_factory: Any, data: Any, settings: Any, cache: Any = None) -> CheckResult:
         """One seed of the check: ``run(model_factory, data, settings, cache)``."""

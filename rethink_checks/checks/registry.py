@@ -12,16 +12,16 @@ from collections.abc import Iterable
 
 from ..errors import SettingsError
 from . import capacity, expressivity, memorization, memorize, partial_labels, regularizers, slowdown
-from . import true_labels
+from . import suspects, true_labels
 from .base import Check
 
-__all__ = ["REGISTRY", "BUILTIN", "register", "unregister", "get", "names", "validate_names",
+__all__ = ["REGISTRY", "BUILTIN", "register", "unregister", "get", "names", "default_names", "validate_names",
            "compared_metrics", "legend_lines"]
 
 #: the package's checks, in the order items, tables and docs list them
 BUILTIN: tuple[Check, ...] = (true_labels.CHECK, *memorize.CHECKS, partial_labels.CHECK,
                               slowdown.CHECK, regularizers.CHECK, capacity.CHECK,
-                              expressivity.CHECK, memorization.CHECK)
+                              expressivity.CHECK, memorization.CHECK, suspects.CHECK)
 #: name -> Check, every check known to this process (the package's, then registered ones)
 REGISTRY: dict[str, Check] = {check.name: check for check in BUILTIN}
 
@@ -46,6 +46,11 @@ def unregister(name: str) -> None:
 def names() -> tuple[str, ...]:
     """Every check name, in registry order."""
     return tuple(REGISTRY)
+
+
+def default_names() -> tuple[str, ...]:
+    """The checks a run selects when nothing chooses: all but those run only on request."""
+    return tuple(name for name, check in REGISTRY.items() if not check.on_request)
 
 
 def get(name: str) -> Check:

@@ -57,6 +57,8 @@ def _note_budget(result: CheckResult, budget: float) -> None:
     rows += [(f"n={row.get('n')}", row) for row in result.tables.get("fits", [])]  # capacity
     stopped = sorted({name for name, run in rows
                       if isinstance(run, Mapping) and run.get("stop_reason") == "time_budget"})
+    if not stopped and result.metrics.get("stop_reason") == "time_budget":  # no fit records (suspects)
+        stopped = [result.check]
     result.metrics["time_budget"] = budget
     result.metrics["time_budget_exhausted"] = bool(stopped)
     if stopped:

@@ -121,6 +121,18 @@ def _tables_of(items: list[Mapping[str, Any]], check: str, table: str) -> list[t
             for e in items if e.get("check") == check and (e.get("tables") or {}).get(table)]
 
 
+def _suspect_cell(r: Mapping[str, Any]) -> str:
+    """One suspect: its preview (image, or raw values for tokens / features) and its scores."""
+    image = str(r.get("image") or "")
+    shown = f'<img src="{_e(image)}" alt="#{_e(r.get("index"))}"><br>' \
+        if image.startswith("data:image/png;base64,") else ""
+    detail = (f'score {_e(_fmt(r.get("score")))}, AUM {_e(_fmt(r.get("aum")))}' if "score" in r
+              else f'fit epoch {_e(_fmt(r.get("fit_epoch")))}, forgets {_e(r.get("forgets"))}')
+    raw = f'<br>{_e(" ".join(str(v) for v in r["raw"][:8]))}' if r.get("raw") else ""
+    return (f'<div class="cell">{shown}#{_e(r.get("index"))}: label {_e(r.get("label"))}, '
+            f'predicted {_e(r.get("prediction"))}<br>{detail}{raw}</div>')
+
+
 def _slowdown(items: list[Mapping[str, Any]]) -> str:
     found = _tables_of(items, "slowdown", "slowdown")
     if not found:
@@ -184,11 +196,9 @@ def _memorization(items: list[Mapping[str, Any]],
                                 "early_stopping_gain") if k in metrics]
             parts.append(f"<h3>{_e(entry.get('model'))}: memorization</h3>"
                          + _table(("metric", "value"), [(k, _fmt(metrics[k])) for k in keys]))
-    for model, rows in _tables_of(items, "true_labels", "suspects"):
-        cells = "".join(f'<div class="cell">#{_e(r.get("index"))}: label {_e(r.get("label"))}, '
-                        f'predicted {_e(r.get("prediction"))}<br>fit epoch '
-                        f'{_e(_fmt(r.get("fit_epoch")))}, forgets {_e(r.get("forgets"))}</div>'
-                        for r in rows)
+    found = _tables_of(items, "suspects", "suspects") + _tables_of(items, "true_labels", "suspects")
+    for model, rows in found:
+        cells = "".join(_suspect_cell(r) for r in rows)
         picture = _png(images.get(model)) if images else ""
         parts.append(f"<h3>{_e(model)}: suspects (likely mislabels)</h3>"
                      f'<div class="grid suspects">{cells}</div>{picture}')
