@@ -9,13 +9,15 @@ docs) reads :mod:`rethink_checks.checks.registry`, which holds these objects.
 """
 from __future__ import annotations
 
+import importlib
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..results import CheckResult
 
-__all__ = ["Check", "Verdict", "EVERY_SEED"]
+__all__ = ["Check", "Verdict", "EVERY_SEED", "deferred"]
 
 #: the verdict over seeds of a check judged seed by seed
 EVERY_SEED = "every seed passes"
@@ -39,6 +41,21 @@ class Verdict:
 Judge = Callable[[Mapping[str, Any], Any], Verdict]
 #: ``run(model_factory, data, settings, cache) -> CheckResult`` for one seed
 Run = Callable[..., CheckResult]
+
+
+def deferred(module: str, function: str) -> Run:
+    """A check's ``run`` that imports ``rethink_checks.<module>.<function>`` when it first runs.
+
+    Listing checks (the plugin does at collection) then loads neither torch nor a heavy check
+    body (the memorization check, the mislabel finder).
+    """
+    def run(model_factory: Any, data: Any, settings: Any, cache: Any = None) -> CheckResult:
+        impl = getattr(importlib.import_module(f"rethink_checks.{module}"), function)
+        return impl(model_factory, data, settings, cache)
+
+    run.__name__ = run.__qualname__ = function
+    run.__doc__ = f"``rethink_checks.{module}.{function}``, imported when the check first runs."
+    return run
 
 
 @dataclass(frozen=True)

@@ -2,28 +2,13 @@
 the mislabel finder are :mod:`rethink_checks.memorization`, imported when the check runs)."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from ..results import CheckResult
-from .base import Check
+from .base import Check, deferred
 from .common import SINGLE_FIT_COLUMNS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..data import Dataset
-    from ..run_cache import RunCache
-    from ..settings import CheckSettings
 
 __all__ = ["CHECK", "check_memorization"]
 
-
-def check_memorization(model_factory: Callable, data: "Dataset", settings: "CheckSettings",
-                       cache: "RunCache | None" = None) -> CheckResult:
-    """Clean before noisy (rethink_checks.memorization, imported when run)."""
-    from ..memorization import check_memorization as impl
-
-    return impl(model_factory, data, settings, cache)
-
+#: clean before noisy (rethink_checks.memorization.check_memorization, imported when run)
+check_memorization = deferred("memorization", "check_memorization")
 
 CHECK = Check(
     name="memorization", run=check_memorization,

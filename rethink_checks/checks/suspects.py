@@ -4,27 +4,12 @@ it runs). It runs only on request (``--rethink-suspects=N`` or selected by name)
 memorization`` selects it too: it belongs to the memorization family."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from ..results import CheckResult
-from .base import Check
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..data import Dataset
-    from ..run_cache import RunCache
-    from ..settings import CheckSettings
+from .base import Check, deferred
 
 __all__ = ["CHECK", "check_suspects"]
 
-
-def check_suspects(model_factory: Callable, data: "Dataset", settings: "CheckSettings",
-                   cache: "RunCache | None" = None) -> CheckResult:
-    """Likely mislabelled training examples (rethink_checks.suspects, imported when run)."""
-    from ..suspects import check_suspects as impl
-
-    return impl(model_factory, data, settings, cache)
-
+#: likely mislabelled training examples (rethink_checks.suspects.check_suspects, imported when run)
+check_suspects = deferred("suspects", "check_suspects")
 
 CHECK = Check(
     name="suspects", run=check_suspects,
