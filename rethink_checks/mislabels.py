@@ -76,7 +76,9 @@ def estimate_issues(labels: torch.Tensor, probs: torch.Tensor) -> tuple[int, str
         from cleanlab.filter import find_label_issues
 
         try:
-            mask = find_label_issues(labels.numpy(), probs.double().numpy())
+            # n_jobs=1: cleanlab's default forks a process pool, and a fork of a process with
+            # torch's threads running can deadlock (it hung a CI run's pytest worker)
+            mask = find_label_issues(labels.numpy(), probs.double().numpy(), n_jobs=1)
             return int(mask.sum()), "cleanlab.filter.find_label_issues"
         except Exception:  # cleanlab refuses degenerate input (a class never predicted): fall back
             pass
